@@ -1,0 +1,193 @@
+/* cnnviz — the network: building, loading, inspecting and running it.
+ *
+ * A model is a chain of Keras layers (Sequential, or a Functional model that
+ * is a simple chain). Layer indices are those of Keras' model.layers: the
+ * InputLayer is not a layer. Parameters live in one slab (model->params) with
+ * each layer's kernel/bias/... pointing into it, so loading a Keras file is
+ * a copy into a slice and an optimizer step is one loop over the slab. */
+#pragma once
+#include <stddef.h>
+
+#include "cnnviz/error.h"
+#include "cnnviz/tensor.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cnnviz_model cnnviz_model;
+typedef struct cnnviz_workspace cnnviz_workspace;
+
+typedef enum {
+    CNNVIZ_LAYER_CONV2D,
+    CNNVIZ_LAYER_DENSE,
+    CNNVIZ_LAYER_MAXPOOL2D,
+    CNNVIZ_LAYER_AVGPOOL2D,
+    CNNVIZ_LAYER_FLATTEN,
+    CNNVIZ_LAYER_RESHAPE,
+    CNNVIZ_LAYER_DROPOUT,
+    CNNVIZ_LAYER_BATCHNORM,
+    CNNVIZ_LAYER_ACTIVATION, /* Activation, ReLU, LeakyReLU, Softmax, ELU layers */
+    CNNVIZ_LAYER_RESCALING,  /* x*scale + offset */
+    CNNVIZ_LAYER_IDENTITY,   /* layers that do nothing at inference: RandomRotation, GaussianNoise, ... */
+    CNNVIZ_LAYER_TYPE_COUNT
+} cnnviz_layer_type;
+
+typedef enum {
+    CNNVIZ_ACT_LINEAR,
+    CNNVIZ_ACT_RELU,
+    CNNVIZ_ACT_SOFTMAX,
+    CNNVIZ_ACT_SIGMOID,
+    CNNVIZ_ACT_TANH,
+    CNNVIZ_ACT_ELU,
+    CNNVIZ_ACT_LEAKY_RELU,
+} cnnviz_activation;
+
+typedef enum { CNNVIZ_PAD_VALID, CNNVIZ_PAD_SAME } cnnviz_padding;
+
+/* How a model's input pixels are scaled from 0..255 (DESIGN.md --input-scale). */
+typedef enum {
+    CNNVIZ_SCALE_UNIT,    /* x/255 (default) */
+    CNNVIZ_SCALE_RAW,     /* x */
+    CNNVIZ_SCALE_CENTER,  /* x/255 - 0.5 */
+    CNNVIZ_SCALE_MEANSTD, /* (x/255 - mean)/std */
+} cnnviz_scale_kind;
+
+typedef struct {
+    cnnviz_scale_kind kind;
+    float mean, std;
+} cnnviz_input_scale;
+
+/* Everything needed to add one layer: readers fill it from Keras JSON, the
+ * spec parser from "C32k3-P2-...". Fields a type does not use are ignored. */
+typedef struct {
+    cnnviz_layer_type type;
+    const char *name;       /* Keras name; NULL = generated like Keras (conv2d, conv2d_1, ...) */
+    const char *class_name; /* Keras class, kept for summary (e.g. "ReLU", "RandomZoom"); NULL = default */
+    int filters;            /* Conv2D */
+    int units;              /* Dense */
+    int kernel[2];          /* Conv2D kernel size (kh, kw) */
+    int strides[2];         /* Conv2D / pooling strides; 0 = default (1 for conv, pool size for pooling) */
+    int pool[2];            /* pooling window */
+    cnnviz_padding padding;
+    cnnviz_activation activation; /* Conv2D, Dense, Activation */
+    float alpha;                  /* LeakyReLU slope / ELU alpha */
+    int no_bias;                  /* use_bias=False */
+    float rate;                   /* Dropout */
+    float epsilon;                /* BatchNormalization (Keras default 1e-3) */
+    int bn_center, bn_scale;      /* BatchNormalization: has beta / gamma (both 1 by default via spec_init) */
+    float scale, offset;          /* Rescaling */
+    cnnviz_shape target;          /* Reshape */
+    float l1, l2;                 /* kernel regularizer */
+} cnnviz_layer_spec;
+
+/* A spec with Keras' defaults for the given type. */
+cnnviz_layer_spec cnnviz_layer_spec_init(cnnviz_layer_type type);
+
+/* One named weight tensor of a layer, a slice of the model's slab. */
+typedef struct {
+    const char *name; /* "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance" */
+    cnnviz_shape shape;
+    size_t size;
+    size_t offset; /* into the slab */
+    float *data;
+    float *grad;   /* NULL until cnnviz_model_alloc_grads */
+    int trainable; /* BatchNormalization moving statistics are not */
+    float l1, l2;  /* regularizer on this tensor (kernels only) */
+} cnnviz_param;
+
+typedef struct {
+    int index;
+    const char *name;       /* Keras name */
+    const char *class_name; /* Keras class */
+    cnnviz_layer_type type;
+    cnnviz_shape input_shape, output_shape;
+    size_t params;   /* number of weights, like model.summary() */
+    int nparam;      /* number of weight tensors */
+    cnnviz_param *param;
+    cnnviz_activation activation; /* for Conv2D/Dense/Activation */
+} cnnviz_layer_info;
+
+/* --- building ----------------------------------------------------------- */
+cnnviz_model *cnnviz_model_new(const cnnviz_shape *input_shape);
+cnnviz_status cnnviz_model_add(cnnviz_model *m, const cnnviz_layer_spec *spec, cnnviz_error *err);
+/* Allocate the parameter slab after the last add; weights start at zero
+ * (Keras-default initialisation is cnnviz_model_init_weights). */
+cnnviz_status cnnviz_model_finalize(cnnviz_model *m, cnnviz_error *err);
+/* glorot_uniform kernels, zero biases, BN gamma=1 beta=0 mean=0 var=1 */
+void cnnviz_model_init_weights(cnnviz_model *m, cnnviz_rng *rng);
+cnnviz_status cnnviz_model_alloc_grads(cnnviz_model *m, cnnviz_error *err);
+void cnnviz_model_free(cnnviz_model *m);
+
+/* --- inspecting --------------------------------------------------------- */
+int cnnviz_model_num_layers(const cnnviz_model *m);
+void cnnviz_model_layer_info(const cnnviz_model *m, int i, cnnviz_layer_info *info);
+/* by Keras name or decimal index; -1 when not found */
+int cnnviz_model_find_layer(const cnnviz_model *m, const char *name_or_index);
+cnnviz_shape cnnviz_model_input_shape(const cnnviz_model *m);
+cnnviz_shape cnnviz_model_output_shape(const cnnviz_model *m);
+size_t cnnviz_model_num_params(const cnnviz_model *m);
+float *cnnviz_model_params(cnnviz_model *m);
+float *cnnviz_model_grads(cnnviz_model *m);
+/* CNNVIZ_ERR_NUMERIC naming the layer and tensor when any weight is NaN/Inf */
+cnnviz_status cnnviz_model_check_finite(const cnnviz_model *m, const char *path, cnnviz_error *err);
+
+/* input scaling recorded in (or assumed for) the model */
+cnnviz_input_scale cnnviz_model_input_scale(const cnnviz_model *m);
+int cnnviz_model_has_input_scale(const cnnviz_model *m);
+void cnnviz_model_set_input_scale(cnnviz_model *m, cnnviz_input_scale s);
+const char *cnnviz_activation_name(cnnviz_activation a);
+const char *cnnviz_layer_type_name(cnnviz_layer_type t); /* default Keras class name */
+
+/* --- running ------------------------------------------------------------ */
+/* Buffers for every layer's output for up to max_batch samples. With
+ * training != 0 also the per-layer state backward needs (masks, im2col). */
+cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int training,
+                                       cnnviz_error *err);
+void cnnviz_workspace_free(cnnviz_workspace *ws);
+int cnnviz_workspace_max_batch(const cnnviz_workspace *ws);
+/* rng used by Dropout in training passes (not owned) */
+void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng);
+
+/* Run layers 0..last (last = -1: all) on B samples of input (B, input shape).
+ * training selects Dropout's training behaviour. Returns layer last's output. */
+const float *cnnviz_forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input,
+                            int B, int last, int training);
+/* Output of layer i from the latest forward (B, output shape of i). */
+float *cnnviz_layer_output(cnnviz_workspace *ws, int i);
+
+/* Back-propagate dout (B, output shape of layer last) through layers last..0.
+ * weight_grads: accumulate (+=) into the model's grads (zero them first with
+ * cnnviz_model_zero_grads); 0 = "input gradient only" for gradient ascent.
+ * dinput (B, input shape) receives d/d(input) when non-NULL. */
+void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
+                     int weight_grads, float *dinput);
+void cnnviz_model_zero_grads(cnnviz_model *m);
+
+/* Run the whole model on n samples (n, input shape), `batch` at a time
+ * (0 = 256), writing the last layer's outputs (n, output size) to out. */
+cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n, int batch, float *out,
+                                   cnnviz_error *err);
+
+/* --- files ---------------------------------------------------------------- */
+/* Keras legacy .h5 (Keras 2.x, tf.keras 2.x, Keras 3) or Keras 3 .keras zip,
+ * chosen by the file's magic bytes. */
+cnnviz_status cnnviz_model_load(const char *path, cnnviz_model **out, cnnviz_error *err);
+/* tf.keras 2.x legacy .h5, written to a temporary name and renamed. */
+cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_error *err);
+
+
+/* --- metadata ----------------------------------------------------------- */
+/* String attributes carried with the model and saved as extra root attributes
+ * of the .h5 (Keras ignores them): "keras_version" of the file read,
+ * "cnnviz_input_scale", "cnnviz_history" (JSON like Keras' History.history:
+ * {"loss":[..],"accuracy":[..],"val_loss":[..],"val_accuracy":[..]}),
+ * "cnnviz_optimizer" (JSON), "cnnviz_seed", "cnnviz_arch". */
+const char *cnnviz_model_meta(const cnnviz_model *m, const char *key); /* NULL if absent */
+cnnviz_status cnnviz_model_set_meta(cnnviz_model *m, const char *key, const char *value,
+                                    cnnviz_error *err);
+int cnnviz_model_meta_count(const cnnviz_model *m);
+const char *cnnviz_model_meta_key(const cnnviz_model *m, int i);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,98 @@
+/* Internal: the layer interface and the model/workspace structs. Never installed.
+ *
+ * A layer is a small struct of its own whose first member is cnnviz_layer,
+ * plus a table of functions (cnnviz_layer_ops). Layer math lives in plain
+ * functions over raw float arrays (src/layers/*.c); the ops adapt them. */
+#pragma once
+#include "cnnviz/model.h"
+
+#define CNNVIZ_MAX_PARAMS 4
+
+typedef struct cnnviz_layer cnnviz_layer;
+
+/* What one forward/backward call of one layer may use. */
+typedef struct {
+    float *aux;      /* this layer's own buffer, kept from forward to backward (aux_floats) */
+    float *scratch;  /* shared transient buffer (scratch_floats), not kept */
+    int training;    /* Dropout active, BN would use batch stats (we only run BN in inference mode) */
+    int weight_grads;/* backward: accumulate weight gradients into param[].grad */
+    cnnviz_rng *rng; /* Dropout masks */
+} cnnviz_pass;
+
+typedef struct {
+    /* out (B, out_shape) from in (B, in_shape) */
+    void (*forward)(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p);
+    /* din (B, in_shape) = d/d(in) given dout; din is overwritten, not accumulated.
+     * in/out are this layer's input and output from the latest forward.
+     * With p->weight_grads, param[k].grad += d/d(param). NULL: not trainable. */
+    void (*backward)(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
+                     float *din, int B, cnnviz_pass *p);
+    /* floats of aux this layer needs for batch B (training selects backward state); may be NULL */
+    size_t (*aux_floats)(const cnnviz_layer *l, int B, int training);
+    /* floats of transient scratch for batch B; may be NULL */
+    size_t (*scratch_floats)(const cnnviz_layer *l, int B);
+} cnnviz_layer_ops;
+
+struct cnnviz_layer {
+    const cnnviz_layer_ops *ops;
+    cnnviz_layer_type type;
+    char name[128];
+    char class_name[64];
+    cnnviz_shape in_shape, out_shape;
+    int nparam;
+    cnnviz_param param[CNNVIZ_MAX_PARAMS];
+    cnnviz_activation activation; /* reported in summary; layers that own one use it */
+};
+
+/* Per-type constructors (src/layers/*.c): check the spec against the input
+ * shape, allocate the layer's struct, set out_shape and declare params
+ * (name, shape, size, trainable, l1/l2; data pointers come at finalize). */
+typedef cnnviz_layer *(*cnnviz_layer_create_fn)(const cnnviz_layer_spec *spec,
+                                                const cnnviz_shape *in, cnnviz_error *err);
+cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_dense_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_pool2d_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_flatten_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_reshape_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_dropout_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_batchnorm_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_activation_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_rescaling_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+cnnviz_layer *cnnviz_identity_create(const cnnviz_layer_spec *, const cnnviz_shape *, cnnviz_error *);
+
+/* Activation functions in place over n = B*C values, channels last (softmax
+ * normalises each run of `channels`). Shared by Conv2D, Dense and Activation. */
+void cnnviz_activation_forward(cnnviz_activation a, float alpha, float *x, size_t n, int channels);
+/* dx = dy * f'(.) given the activation's OUTPUT y (all of ours can be
+ * differentiated from their output); dx may alias dy. */
+void cnnviz_activation_backward(cnnviz_activation a, float alpha, const float *y, const float *dy,
+                                float *dx, size_t n, int channels);
+
+typedef struct {
+    char *key, *value;
+} cnnviz_meta_entry;
+
+struct cnnviz_model {
+    cnnviz_shape input_shape;
+    int nlayers, cap;
+    cnnviz_layer **layers;
+    float *params; /* the slab */
+    float *grads;  /* same layout as params, or NULL */
+    size_t num_params;
+    int finalized;
+    int has_scale;
+    cnnviz_input_scale scale;
+    int nmeta;
+    cnnviz_meta_entry *meta;
+};
+
+struct cnnviz_workspace {
+    const cnnviz_model *model;
+    int max_batch, training;
+    float **out;   /* out[i]: layer i's output, max_batch * size */
+    float **aux;   /* aux[i]: layer i's state, may be NULL */
+    float *scratch;
+    float *grad_a, *grad_b; /* ping-pong buffers for backward, max activation size */
+    const float *input;     /* the input of the latest forward */
+    cnnviz_rng *rng;
+};

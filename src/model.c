@@ -1,0 +1,385 @@
+/* The model: a chain of layers over one parameter slab, and the driver that
+ * runs forward and backward through a workspace. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model-impl.h"
+
+static const struct {
+    const char *class_name; /* Keras' default class for the type */
+    const char *base_name;  /* Keras' default layer name stem */
+    cnnviz_layer_create_fn create;
+} layer_types[CNNVIZ_LAYER_TYPE_COUNT] = {
+    [CNNVIZ_LAYER_CONV2D] = {"Conv2D", "conv2d", cnnviz_conv2d_create},
+    [CNNVIZ_LAYER_DENSE] = {"Dense", "dense", cnnviz_dense_create},
+    [CNNVIZ_LAYER_MAXPOOL2D] = {"MaxPooling2D", "max_pooling2d", cnnviz_pool2d_create},
+    [CNNVIZ_LAYER_AVGPOOL2D] = {"AveragePooling2D", "average_pooling2d", cnnviz_pool2d_create},
+    [CNNVIZ_LAYER_FLATTEN] = {"Flatten", "flatten", cnnviz_flatten_create},
+    [CNNVIZ_LAYER_RESHAPE] = {"Reshape", "reshape", cnnviz_reshape_create},
+    [CNNVIZ_LAYER_DROPOUT] = {"Dropout", "dropout", cnnviz_dropout_create},
+    [CNNVIZ_LAYER_BATCHNORM] = {"BatchNormalization", "batch_normalization", cnnviz_batchnorm_create},
+    [CNNVIZ_LAYER_ACTIVATION] = {"Activation", "activation", cnnviz_activation_create},
+    [CNNVIZ_LAYER_RESCALING] = {"Rescaling", "rescaling", cnnviz_rescaling_create},
+    [CNNVIZ_LAYER_IDENTITY] = {"Identity", "identity", cnnviz_identity_create},
+};
+
+const char *cnnviz_layer_type_name(cnnviz_layer_type t) {
+    return (unsigned)t < CNNVIZ_LAYER_TYPE_COUNT ? layer_types[t].class_name : "?";
+}
+
+const char *cnnviz_activation_name(cnnviz_activation a) {
+    switch (a) {
+    case CNNVIZ_ACT_LINEAR: return "linear";
+    case CNNVIZ_ACT_RELU: return "relu";
+    case CNNVIZ_ACT_SOFTMAX: return "softmax";
+    case CNNVIZ_ACT_SIGMOID: return "sigmoid";
+    case CNNVIZ_ACT_TANH: return "tanh";
+    case CNNVIZ_ACT_ELU: return "elu";
+    case CNNVIZ_ACT_LEAKY_RELU: return "leaky_relu";
+    }
+    return "?";
+}
+
+cnnviz_layer_spec cnnviz_layer_spec_init(cnnviz_layer_type type) {
+    cnnviz_layer_spec s;
+    memset(&s, 0, sizeof s);
+    s.type = type;
+    s.kernel[0] = s.kernel[1] = 3;
+    s.pool[0] = s.pool[1] = 2;
+    s.padding = CNNVIZ_PAD_VALID;
+    s.activation = CNNVIZ_ACT_LINEAR;
+    s.alpha = type == CNNVIZ_LAYER_ACTIVATION ? 0.3f : 1.0f;
+    s.epsilon = 1e-3f;
+    s.bn_center = s.bn_scale = 1;
+    s.scale = 1.0f;
+    return s;
+}
+
+cnnviz_model *cnnviz_model_new(const cnnviz_shape *input_shape) {
+    cnnviz_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->input_shape = *input_shape;
+    m->scale.kind = CNNVIZ_SCALE_UNIT;
+    m->scale.std = 1.0f;
+    return m;
+}
+
+/* Keras names unnamed layers <stem>, <stem>_1, <stem>_2, ... */
+static void default_name(const cnnviz_model *m, const char *stem, char *out, size_t n) {
+    for (int k = 0;; k++) {
+        if (k == 0)
+            snprintf(out, n, "%s", stem);
+        else
+            snprintf(out, n, "%s_%d", stem, k);
+        int taken = 0;
+        for (int i = 0; i < m->nlayers && !taken; i++) taken = strcmp(m->layers[i]->name, out) == 0;
+        if (!taken) return;
+    }
+}
+
+cnnviz_status cnnviz_model_add(cnnviz_model *m, const cnnviz_layer_spec *spec, cnnviz_error *err) {
+    if (m->finalized)
+        return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "model is already finalized");
+    if ((unsigned)spec->type >= CNNVIZ_LAYER_TYPE_COUNT)
+        return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "unknown layer type %d", spec->type);
+    const cnnviz_shape *in = m->nlayers ? &m->layers[m->nlayers - 1]->out_shape : &m->input_shape;
+    cnnviz_layer *l = layer_types[spec->type].create(spec, in, err);
+    if (!l) return err ? err->code : CNNVIZ_ERR_INVALID;
+    l->type = spec->type;
+    l->in_shape = *in;
+    if (spec->name)
+        snprintf(l->name, sizeof l->name, "%s", spec->name);
+    else
+        default_name(m, layer_types[spec->type].base_name, l->name, sizeof l->name);
+    snprintf(l->class_name, sizeof l->class_name, "%s",
+             spec->class_name ? spec->class_name : layer_types[spec->type].class_name);
+    if (cnnviz_shape_size(&l->out_shape) == 0) {
+        char buf[64];
+        cnnviz_shape_format(in, buf, sizeof buf);
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "layer '%s' (%s) has an empty output for input %s",
+                         l->name, l->class_name, buf);
+        free(l);
+        return CNNVIZ_ERR_INVALID;
+    }
+    if (m->nlayers == m->cap) {
+        int cap = m->cap ? 2 * m->cap : 16;
+        cnnviz_layer **p = realloc(m->layers, (size_t)cap * sizeof *p);
+        if (!p) {
+            free(l);
+            return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
+        }
+        m->layers = p;
+        m->cap = cap;
+    }
+    m->layers[m->nlayers++] = l;
+    return CNNVIZ_OK;
+}
+
+cnnviz_status cnnviz_model_finalize(cnnviz_model *m, cnnviz_error *err) {
+    if (m->finalized) return CNNVIZ_OK;
+    if (m->nlayers == 0) return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "model has no layers");
+    size_t total = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i]->nparam; k++) {
+            cnnviz_param *p = &m->layers[i]->param[k];
+            p->size = cnnviz_shape_size(&p->shape);
+            p->offset = total;
+            total += p->size;
+        }
+    m->params = calloc(total ? total : 1, sizeof(float));
+    if (!m->params) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory for %zu weights", total);
+    m->num_params = total;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i]->nparam; k++)
+            m->layers[i]->param[k].data = m->params + m->layers[i]->param[k].offset;
+    m->finalized = 1;
+    return CNNVIZ_OK;
+}
+
+cnnviz_status cnnviz_model_alloc_grads(cnnviz_model *m, cnnviz_error *err) {
+    if (m->grads) return CNNVIZ_OK;
+    m->grads = calloc(m->num_params ? m->num_params : 1, sizeof(float));
+    if (!m->grads) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory for gradients");
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i]->nparam; k++)
+            m->layers[i]->param[k].grad = m->grads + m->layers[i]->param[k].offset;
+    return CNNVIZ_OK;
+}
+
+void cnnviz_model_zero_grads(cnnviz_model *m) {
+    if (m->grads) memset(m->grads, 0, m->num_params * sizeof(float));
+}
+
+/* Keras' defaults: glorot_uniform kernels (limit sqrt(6/(fan_in+fan_out)),
+ * fans from the receptive field), zeros for biases and beta, ones for gamma
+ * and moving_variance. */
+void cnnviz_model_init_weights(cnnviz_model *m, cnnviz_rng *rng) {
+    for (int i = 0; i < m->nlayers; i++) {
+        cnnviz_layer *l = m->layers[i];
+        for (int k = 0; k < l->nparam; k++) {
+            cnnviz_param *p = &l->param[k];
+            if (strcmp(p->name, "kernel") == 0) {
+                size_t receptive = 1;
+                for (int d = 0; d + 2 < p->shape.rank; d++) receptive *= (size_t)p->shape.dim[d];
+                double fan_in = (double)receptive * p->shape.dim[p->shape.rank - 2];
+                double fan_out = (double)receptive * p->shape.dim[p->shape.rank - 1];
+                float limit = (float)sqrt(6.0 / (fan_in + fan_out));
+                for (size_t j = 0; j < p->size; j++) p->data[j] = (2.0f * cnnviz_rng_uniform(rng) - 1.0f) * limit;
+            } else {
+                float v = (strcmp(p->name, "gamma") == 0 || strcmp(p->name, "moving_variance") == 0) ? 1.0f : 0.0f;
+                for (size_t j = 0; j < p->size; j++) p->data[j] = v;
+            }
+        }
+    }
+}
+
+void cnnviz_model_free(cnnviz_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->nlayers; i++) free(m->layers[i]);
+    free(m->layers);
+    free(m->params);
+    free(m->grads);
+    for (int i = 0; i < m->nmeta; i++) {
+        free(m->meta[i].key);
+        free(m->meta[i].value);
+    }
+    free(m->meta);
+    free(m);
+}
+
+int cnnviz_model_num_layers(const cnnviz_model *m) { return m->nlayers; }
+
+void cnnviz_model_layer_info(const cnnviz_model *m, int i, cnnviz_layer_info *info) {
+    const cnnviz_layer *l = m->layers[i];
+    memset(info, 0, sizeof *info);
+    info->index = i;
+    info->name = l->name;
+    info->class_name = l->class_name;
+    info->type = l->type;
+    info->input_shape = l->in_shape;
+    info->output_shape = l->out_shape;
+    info->nparam = l->nparam;
+    info->param = (cnnviz_param *)l->param;
+    info->activation = l->activation;
+    for (int k = 0; k < l->nparam; k++) info->params += cnnviz_shape_size(&l->param[k].shape);
+}
+
+int cnnviz_model_find_layer(const cnnviz_model *m, const char *s) {
+    if (!s || !*s) return -1;
+    for (int i = 0; i < m->nlayers; i++)
+        if (strcmp(m->layers[i]->name, s) == 0) return i;
+    const char *p = s;
+    if (*p == '-') p++;
+    for (; *p; p++)
+        if (!isdigit((unsigned char)*p)) return -1;
+    long v = strtol(s, NULL, 10);
+    if (v < 0) v += m->nlayers; /* Python-style: -1 is the last layer */
+    return v >= 0 && v < m->nlayers ? (int)v : -1;
+}
+
+cnnviz_shape cnnviz_model_input_shape(const cnnviz_model *m) { return m->input_shape; }
+cnnviz_shape cnnviz_model_output_shape(const cnnviz_model *m) {
+    return m->nlayers ? m->layers[m->nlayers - 1]->out_shape : m->input_shape;
+}
+size_t cnnviz_model_num_params(const cnnviz_model *m) { return m->num_params; }
+float *cnnviz_model_params(cnnviz_model *m) { return m->params; }
+float *cnnviz_model_grads(cnnviz_model *m) { return m->grads; }
+
+cnnviz_status cnnviz_model_check_finite(const cnnviz_model *m, const char *path, cnnviz_error *err) {
+    for (int i = 0; i < m->nlayers; i++)
+        for (int k = 0; k < m->layers[i]->nparam; k++) {
+            const cnnviz_param *p = &m->layers[i]->param[k];
+            for (size_t j = 0; j < p->size; j++)
+                if (!isfinite(p->data[j]))
+                    return cnnviz_error_set(err, CNNVIZ_ERR_NUMERIC, path,
+                                            "layer '%s' %s has a non-finite weight (%g at index %zu)",
+                                            m->layers[i]->name, p->name, (double)p->data[j], j);
+        }
+    return CNNVIZ_OK;
+}
+
+cnnviz_input_scale cnnviz_model_input_scale(const cnnviz_model *m) { return m->scale; }
+int cnnviz_model_has_input_scale(const cnnviz_model *m) { return m->has_scale; }
+void cnnviz_model_set_input_scale(cnnviz_model *m, cnnviz_input_scale s) {
+    m->scale = s;
+    m->has_scale = 1;
+}
+
+const char *cnnviz_model_meta(const cnnviz_model *m, const char *key) {
+    for (int i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta[i].key, key) == 0) return m->meta[i].value;
+    return NULL;
+}
+
+cnnviz_status cnnviz_model_set_meta(cnnviz_model *m, const char *key, const char *value, cnnviz_error *err) {
+    char *v = strdup(value);
+    if (!v) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
+    for (int i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta[i].key, key) == 0) {
+            free(m->meta[i].value);
+            m->meta[i].value = v;
+            return CNNVIZ_OK;
+        }
+    cnnviz_meta_entry *e = realloc(m->meta, (size_t)(m->nmeta + 1) * sizeof *e);
+    char *k = strdup(key);
+    if (!e || !k) {
+        free(v);
+        free(k);
+        if (e) m->meta = e;
+        return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
+    }
+    m->meta = e;
+    m->meta[m->nmeta].key = k;
+    m->meta[m->nmeta].value = v;
+    m->nmeta++;
+    return CNNVIZ_OK;
+}
+
+int cnnviz_model_meta_count(const cnnviz_model *m) { return m->nmeta; }
+const char *cnnviz_model_meta_key(const cnnviz_model *m, int i) { return m->meta[i].key; }
+
+/* --- workspace and the forward/backward driver --------------------------- */
+
+cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int training, cnnviz_error *err) {
+    cnnviz_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) goto nomem;
+    ws->model = m;
+    ws->max_batch = max_batch;
+    ws->training = training;
+    ws->out = calloc((size_t)m->nlayers, sizeof *ws->out);
+    ws->aux = calloc((size_t)m->nlayers, sizeof *ws->aux);
+    if (!ws->out || !ws->aux) goto nomem;
+    size_t scratch = 0, biggest = cnnviz_shape_size(&m->input_shape);
+    for (int i = 0; i < m->nlayers; i++) {
+        const cnnviz_layer *l = m->layers[i];
+        size_t n = cnnviz_shape_size(&l->out_shape);
+        if (n > biggest) biggest = n;
+        ws->out[i] = malloc((size_t)max_batch * n * sizeof(float));
+        if (!ws->out[i]) goto nomem;
+        size_t a = l->ops->aux_floats ? l->ops->aux_floats(l, max_batch, training) : 0;
+        if (a) {
+            ws->aux[i] = calloc(a, sizeof(float));
+            if (!ws->aux[i]) goto nomem;
+        }
+        size_t s = l->ops->scratch_floats ? l->ops->scratch_floats(l, max_batch) : 0;
+        if (s > scratch) scratch = s;
+    }
+    if (scratch) {
+        ws->scratch = malloc(scratch * sizeof(float));
+        if (!ws->scratch) goto nomem;
+    }
+    ws->grad_a = malloc((size_t)max_batch * biggest * sizeof(float));
+    ws->grad_b = malloc((size_t)max_batch * biggest * sizeof(float));
+    if (!ws->grad_a || !ws->grad_b) goto nomem;
+    return ws;
+nomem:
+    cnnviz_workspace_free(ws);
+    cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory for a batch of %d", max_batch);
+    return NULL;
+}
+
+void cnnviz_workspace_free(cnnviz_workspace *ws) {
+    if (!ws) return;
+    for (int i = 0; ws->out && i < ws->model->nlayers; i++) free(ws->out[i]);
+    for (int i = 0; ws->aux && i < ws->model->nlayers; i++) free(ws->aux[i]);
+    free(ws->out);
+    free(ws->aux);
+    free(ws->scratch);
+    free(ws->grad_a);
+    free(ws->grad_b);
+    free(ws);
+}
+
+int cnnviz_workspace_max_batch(const cnnviz_workspace *ws) { return ws->max_batch; }
+void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng) { ws->rng = rng; }
+float *cnnviz_layer_output(cnnviz_workspace *ws, int i) { return ws->out[i]; }
+
+const float *cnnviz_forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
+                            int training) {
+    if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
+    ws->input = input;
+    const float *in = input;
+    for (int i = 0; i <= last; i++) {
+        const cnnviz_layer *l = m->layers[i];
+        cnnviz_pass p = {ws->aux[i], ws->scratch, training && ws->training, 0, ws->rng};
+        l->ops->forward(l, in, ws->out[i], B, &p);
+        in = ws->out[i];
+    }
+    return ws->out[last];
+}
+
+void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
+                     int weight_grads, float *dinput) {
+    if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
+    const float *d = dout;
+    for (int i = last; i >= 0; i--) {
+        const cnnviz_layer *l = m->layers[i];
+        if (i == 0 && !dinput && !(weight_grads && l->nparam)) break;
+        float *din = i == 0 && dinput ? dinput : (d == ws->grad_a ? ws->grad_b : ws->grad_a);
+        const float *in = i ? ws->out[i - 1] : ws->input;
+        cnnviz_pass p = {ws->aux[i], ws->scratch, ws->training, weight_grads, ws->rng};
+        l->ops->backward(l, in, ws->out[i], d, din, B, &p);
+        d = din;
+    }
+}
+
+cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n, int batch, float *out,
+                                   cnnviz_error *err) {
+    if (batch <= 0) batch = 256;
+    if (batch > n) batch = n > 0 ? n : 1;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, batch, 0, err);
+    if (!ws) return err ? err->code : CNNVIZ_ERR_NOMEM;
+    size_t in_size = cnnviz_shape_size(&m->input_shape);
+    cnnviz_shape os = cnnviz_model_output_shape(m);
+    size_t out_size = cnnviz_shape_size(&os);
+    for (int i = 0; i < n; i += batch) {
+        int b = n - i < batch ? n - i : batch;
+        const float *y = cnnviz_forward(m, ws, x + (size_t)i * in_size, b, -1, 0);
+        memcpy(out + (size_t)i * out_size, y, (size_t)b * out_size * sizeof(float));
+    }
+    cnnviz_workspace_free(ws);
+    return CNNVIZ_OK;
+}

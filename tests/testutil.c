@@ -1,0 +1,95 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <math.h>
+#include <unistd.h>
+
+const char *shared_path(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("CNNVIZ_SHARED");
+    if (!root || !*root) root = CNNVIZ_SHARED_DEFAULT;
+    snprintf(buf, sizeof buf, "%s/%s", root, rel);
+    struct stat st;
+    return stat(buf, &st) == 0 ? buf : NULL;
+}
+
+const char *require_shared(const char *rel) {
+    const char *p = shared_path(rel);
+    if (!p) {
+        printf("SKIP: shared data '%s' not found (set CNNVIZ_SHARED to the shared/ folder)\n", rel);
+        exit(77);
+    }
+    return p;
+}
+
+const char *scratch_dir(void) {
+    static char buf[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, sizeof buf, "%s/cnnviz-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(buf)) return NULL;
+    return buf;
+}
+
+double max_rel_diff(const float *a, const float *b, size_t n, double floor, size_t *where) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double s = fabs((double)b[i]);
+        double r = d / (s > floor ? s : floor);
+        if (!(r <= worst)) {
+            worst = r;
+            if (where) *where = i;
+        }
+    }
+    return worst;
+}
+
+float *read_npy_f32(const char *path, int *rank, int dims[8], size_t *count) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char pre[12];
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        fclose(f);
+        return NULL;
+    }
+    size_t hlen = pre[8] | (pre[9] << 8);
+    if (pre[6] >= 2) {
+        if (fread(pre + 10, 1, 2, f) != 2) { fclose(f); return NULL; }
+        hlen = pre[8] | (pre[9] << 8) | ((size_t)pre[10] << 16) | ((size_t)pre[11] << 24);
+    }
+    char *h = calloc(1, hlen + 1);
+    if (fread(h, 1, hlen, f) != hlen || !strstr(h, "'<f4'") || strstr(h, "'fortran_order': True")) {
+        free(h);
+        fclose(f);
+        return NULL;
+    }
+    char *s = strchr(strstr(h, "'shape'"), '(');
+    *rank = 0;
+    *count = 1;
+    for (s++; *s && *s != ')';) {
+        while (*s == ' ' || *s == ',') s++;
+        if (*s == ')') break;
+        long v = strtol(s, &s, 10);
+        dims[(*rank)++] = (int)v;
+        *count *= (size_t)v;
+    }
+    free(h);
+    float *data = malloc(*count * sizeof(float) + 1);
+    if (fread(data, sizeof(float), *count, f) != *count) {
+        free(data);
+        data = NULL;
+    }
+    fclose(f);
+    return data;
+}
+
+int run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,18 @@
+/* Helpers shared by the Check tests. */
+#pragma once
+#include <stddef.h>
+
+/* The shared data folder ($CNNVIZ_SHARED or ../shared next to the source
+ * tree) joined with rel; NULL when it is not there. Static buffer. */
+const char *shared_path(const char *rel);
+/* Exit 77 (CTest: skipped) with a message when shared_path(rel) is absent. */
+const char *require_shared(const char *rel);
+/* A fresh scratch directory under $TMPDIR; static buffer. */
+const char *scratch_dir(void);
+/* Largest |a-b| / max(|b|, floor) over n values; *where gets the index. */
+double max_rel_diff(const float *a, const float *b, size_t n, double floor, size_t *where);
+/* Read a little-endian float32 .npy (v1/v2); returns malloc'd data, fills shape. */
+float *read_npy_f32(const char *path, int *rank, int dims[8], size_t *count);
+/* Run Check suite and return the exit code for CTest. */
+#include <check.h>
+int run_suite(Suite *s);
