@@ -2,7 +2,7 @@
  *
  * A layer is a small struct of its own whose first member is cnnviz_layer,
  * plus a table of functions (cnnviz_layer_ops). Layer math lives in plain
- * functions over raw float arrays (src/layers/*.c); the ops adapt them. */
+ * functions over raw float arrays (src/layers/); the ops adapt them. */
 #pragma once
 #include "cnnviz/model.h"
 
@@ -24,7 +24,9 @@ typedef struct {
     void (*forward)(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p);
     /* din (B, in_shape) = d/d(in) given dout; din is overwritten, not accumulated.
      * in/out are this layer's input and output from the latest forward.
-     * With p->weight_grads, param[k].grad += d/d(param). NULL: not trainable. */
+     * With p->weight_grads, param[k].grad += d/d(param). NULL: not trainable.
+     * din is NULL for the first layer when no input gradient is wanted
+     * (only layers with weights are called then). */
     void (*backward)(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
                      float *din, int B, cnnviz_pass *p);
     /* floats of aux this layer needs for batch B (training selects backward state); may be NULL */
@@ -44,7 +46,7 @@ struct cnnviz_layer {
     cnnviz_activation activation; /* reported in summary; layers that own one use it */
 };
 
-/* Per-type constructors (src/layers/*.c): check the spec against the input
+/* Per-type constructors (src/layers/): check the spec against the input
  * shape, allocate the layer's struct, set out_shape and declare params
  * (name, shape, size, trainable, l1/l2; data pointers come at finalize). */
 typedef cnnviz_layer *(*cnnviz_layer_create_fn)(const cnnviz_layer_spec *spec,

@@ -358,7 +358,9 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
     for (int i = last; i >= 0; i--) {
         const cnnviz_layer *l = m->layers[i];
         if (i == 0 && !dinput && !(weight_grads && l->nparam)) break;
-        float *din = i == 0 && dinput ? dinput : (d == ws->grad_a ? ws->grad_b : ws->grad_a);
+        /* the first layer's input gradient is only wanted when the caller asks;
+         * layers with weights accept din == NULL and skip that work */
+        float *din = i > 0 ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
         const float *in = i ? ws->out[i - 1] : ws->input;
         cnnviz_pass p = {ws->aux[i], ws->scratch, ws->training, weight_grads, ws->rng};
         l->ops->backward(l, in, ws->out[i], d, din, B, &p);

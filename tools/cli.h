@@ -96,6 +96,12 @@ cnnviz_model *cli_load_model(const char *path, const cli_common *common);
 int cli_load_input(const cnnviz_model *m, const char *image, int preprocess, const cli_common *common,
                    float *x);
 
+/* Find a data set's IDX pair: name is "mnist" or "fashion", split "train" or
+ * "t10k". Looks in dir (if non-NULL), $CNNVIZ_DATA, $CNNVIZ_SHARED/data/mnist,
+ * ../shared/data/mnist beside the source tree, /usr/share/datasets/<name>.
+ * Files may be gzipped or not. Prints an error and returns nonzero if absent. */
+int cli_find_dataset(const char *name, const char *split, const char *dir, char *images, char *labels, size_t n);
+
 /* Flush stdout and report a write failure (a full disk must not exit 0). */
 int cli_finish_stdout(int rc);
 
