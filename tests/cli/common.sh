@@ -27,7 +27,9 @@ expect_error() {
   out=$("$@" 2>"$TMP/stderr"); rc=$?
   err=$(cat "$TMP/stderr")
   if [ "$rc" != "$code" ]; then fail "$* exited $rc, wanted $code (stderr: $err)"; return; fi
-  if [ "$(printf '%s\n' "$err" | wc -l)" != 1 ]; then fail "$*: wanted one stderr line, got: $err"; return; fi
+  # a usage error may add git's "Try 'cnnviz CMD --help'" hint as a second line
+  local lines=1; [ "$code" = 2 ] && err=$(printf '%s\n' "$err" | grep -v "^Try 'cnnviz")
+  if [ "$(printf '%s\n' "$err" | wc -l)" != "$lines" ]; then fail "$*: wanted one stderr line, got: $err"; return; fi
   if ! printf '%s\n' "$err" | grep -Eq -- "$pattern"; then fail "$*: stderr '$err' does not match '$pattern'"; return; fi
   if [ "$code" != 2 ] && [ -n "$out" ]; then fail "$*: printed on stdout: $out"; return; fi
   pass

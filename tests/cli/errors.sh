@@ -22,6 +22,22 @@ expect_error 1 "^cnnviz: $TMP/bad-idx: " "$CNNVIZ" predict "$M" "$TMP/bad-idx@0"
 head -c 5000 <(gzip -dc "$SHARED/data/mnist/t10k-images-idx3-ubyte.gz") > "$TMP/short-idx"
 expect_error 1 "^cnnviz: $TMP/short-idx: " "$CNNVIZ" evaluate "$M" --images "$TMP/short-idx" --labels "$SHARED/data/mnist/t10k-labels-idx1-ubyte.gz"
 expect_error 1 "out of range" "$CNNVIZ" predict "$M" "$SHARED/data/mnist/t10k-images-idx3-ubyte.gz@10000"
+# a NaN weight (made with h5py from a good model, when h5py is installed)
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  cp "$M" "$TMP/nan.h5"
+  /usr/bin/python3 - "$TMP/nan.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    names = []
+    f["model_weights"].visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    k = [n for n in names if n.endswith("kernel:0")][0]
+    d = f["model_weights"][k]; a = d[...]; a.flat[5] = float("nan"); d[...] = a
+PY
+  expect_error 1 "^cnnviz: $TMP/nan.h5: .*(NaN|non-finite)" "$CNNVIZ" predict "$TMP/nan.h5" "$SHARED/data/mnist/t10k-images-idx3-ubyte.gz@0"
+  rm -f "$TMP/nan.h5"
+else
+  echo "note: NaN-weight check skipped (python3-h5py not installed)"
+fi
 # usage errors exit 2
 expect_error 2 "not known" "$CNNVIZ" summary --no-such-option
 expect_error 2 "not a cnnviz command" "$CNNVIZ" frobnicate
@@ -31,5 +47,5 @@ expect_error 2 "whole number" "$CNNVIZ" evaluate "$M" --limit -3
 expect_error 1 "" "$CNNVIZ" evaluate "$K/bad/truncated_60pct.h5" --predictions "$TMP/pred.txt"
 check "no partial predictions file" test ! -e "$TMP/pred.txt"
 expect_error 1 "" "$CNNVIZ" evaluate "$M" --data "$SHARED/data/mnist" --predictions "$TMP/no/such/dir/pred.txt"
-check "no stray temporary files" test -z "$(ls "$TMP" | grep -v stderr)"
+check "no stray temporary files" test -z "$(find "$TMP" -name '*.tmp*')"
 finish

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Inference speed, cnnviz beside PyTorch (Debian's python3-torch), same network,
+# same weights, same thread count, measured in one run.
+# usage: bench/infer.sh [BUILD_DIR] [MODEL.h5] [THREADS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
+build=${1:-$root/build}; model=${2:-$root/samples/model.h5}; threads=${3:-$(nproc)}
+shared=${CNNVIZ_SHARED:-$root/../shared}
+images=$shared/data/mnist/t10k-images-idx3-ubyte.gz
+digit=$root/samples/digit-7.png
+py=/usr/bin/python3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+[ -x "$build/bench_infer" ] || { echo "build first: cmake --build $build"; exit 1; }
+$py -c 'import torch, h5py, PIL' 2>/dev/null || { echo "needs python3-torch python3-h5py python3-pil (scripts/install-deps.sh --bench)"; exit 1; }
+
+c=$("$build/bench_infer" "$model" "$images" "$threads")
+t=$($py "$here/infer.py" "$model" "$images" "$threads" "$tmp/torch_probs.txt")
+"$build/cnnviz" evaluate "$model" --images "$images" --labels "${images/images-idx3/labels-idx1}" --limit 100 \
+  --probs "$tmp/cnnviz_probs.txt" --quiet >/dev/null
+agree=$(paste -d' ' "$tmp/cnnviz_probs.txt" "$tmp/torch_probs.txt" |
+  awk '{h=NF/2; for(i=1;i<=h;i++){d=$i-$(i+h); if(d<0)d=-d; if(d>w)w=d}} END{printf "%.2g", w}')
+
+get() { sed -E "s/.* $2=([0-9.]+).*/\1/" <<<" $1"; }
+# whole processes: median wall time of N runs
+proc_ms() {
+  local n=$1; shift
+  for i in $(seq "$n"); do
+    local s=$(date +%s%N); "$@" >/dev/null 2>&1; local e=$(date +%s%N)
+    echo $(( (e - s) / 1000 ))
+  done | sort -n | awk '{a[NR]=$1} END{printf "%.1f", a[int((NR+1)/2)]/1000}'
+}
+cp_ms=$(OMP_NUM_THREADS=$threads proc_ms 30 "$build/cnnviz" predict "$model" "$digit" --quiet --threads "$threads")
+tp_ms=$(OMP_NUM_THREADS=$threads proc_ms 5 $py "$here/predict_process.py" "$model" "$digit")
+
+ct=$(get "$c" throughput); tt=$(get "$t" throughput)
+cl=$(get "$c" latency_us); tl=$(get "$t" latency_us)
+echo "inference, $(basename "$model"), $threads threads, $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '| %-44s | %12s | %12s | %8s |\n' "metric" "cnnviz" "PyTorch $($py -c 'import torch;print(torch.__version__)')" "ratio"
+printf '|%s|%s|%s|%s|\n' "----------------------------------------------" "--------------" "--------------" "----------"
+printf '| %-44s | %12.0f | %12.0f | %7.1fx |\n' "images/s, 10k test set, batch 256 (higher)" "$ct" "$tt" "$(awk -v a="$ct" -v b="$tt" 'BEGIN{print a/b}')"
+printf '| %-44s | %12.1f | %12.1f | %7.1fx |\n' "single-image latency in process, us (lower)" "$cl" "$tl" "$(awk -v a="$cl" -v b="$tl" 'BEGIN{print b/a}')"
+printf '| %-44s | %12s | %12s | %7.1fx |\n' "whole predict process on one PNG, ms (lower)" "$cp_ms" "$tp_ms" "$(awk -v a="$cp_ms" -v b="$tp_ms" 'BEGIN{print b/a}')"
+echo "same network check: max |p_cnnviz - p_torch| over the first 100 test images = $agree"
