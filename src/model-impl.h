@@ -44,6 +44,9 @@ struct cnnviz_layer {
     int nparam;
     cnnviz_param param[CNNVIZ_MAX_PARAMS];
     cnnviz_activation activation; /* reported in summary; layers that own one use it */
+    /* the spec the layer was built from (name/class_name point at the fields
+     * above), so a writer can emit the layer's Keras config (src/io/keras_save.c) */
+    cnnviz_layer_spec spec;
 };
 
 /* Per-type constructors (src/layers/): check the spec against the input

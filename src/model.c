@@ -96,6 +96,9 @@ cnnviz_status cnnviz_model_add(cnnviz_model *m, const cnnviz_layer_spec *spec, c
         default_name(m, layer_types[spec->type].base_name, l->name, sizeof l->name);
     snprintf(l->class_name, sizeof l->class_name, "%s",
              spec->class_name ? spec->class_name : layer_types[spec->type].class_name);
+    l->spec = *spec;
+    l->spec.name = l->name;
+    l->spec.class_name = l->class_name;
     if (cnnviz_shape_size(&l->out_shape) == 0) {
         char buf[64];
         cnnviz_shape_format(in, buf, sizeof buf);

@@ -174,6 +174,12 @@ cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n,
 cnnviz_status cnnviz_model_load(const char *path, cnnviz_model **out, cnnviz_error *err);
 /* tf.keras 2.x legacy .h5, written to a temporary name and renamed. */
 cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_error *err);
+/* A model from the JSON Keras' model.to_json() prints (tf.keras 2.x or
+ * Keras 3: {"class_name": "Sequential", "config": {...}, ...}), finalized
+ * with zero weights: call cnnviz_model_init_weights before training.
+ * path_for_errors names the source in err (may be NULL). */
+cnnviz_status cnnviz_model_from_keras_json(const char *json_text, const char *path_for_errors,
+                                           cnnviz_model **out, cnnviz_error *err);
 
 
 /* --- metadata ----------------------------------------------------------- */
