@@ -50,25 +50,37 @@ static cnnviz_status idx_open(idx_reader *r, const char *path, cnnviz_error *err
     return CNNVIZ_OK;
 }
 
+/* Note zlib's error, if any, in r->why. zlib puts "PATH: " before its own
+ * words; the path is already in the cnnviz error, so that part goes. */
+static int idx_check_error(idx_reader *r) {
+    int code;
+    const char *msg = gzerror(r->gz, &code);
+    if (code == Z_OK) return 0;
+    r->failed = 1;
+    if (code == Z_ERRNO) {
+        snprintf(r->why, sizeof r->why, "%s", strerror(errno));
+        return 1;
+    }
+    size_t plen = strlen(r->path);
+    if (msg && strncmp(msg, r->path, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0) msg += plen + 2;
+    snprintf(r->why, sizeof r->why, "gzip: %s", msg && *msg ? msg : "corrupt data");
+    return 1;
+}
+
 /* Read up to n bytes; returns how many arrived. Stops early at end of file
- * or on a zlib error (then r->failed is set and r->why says what). */
+ * or on a zlib error (then r->failed is set and r->why says what). A gzip
+ * stream that stops early is not an error to gzread, which hands over what
+ * it got; gzerror then says Z_BUF_ERROR, "unexpected end of file". */
 static size_t idx_read(idx_reader *r, void *buf, size_t n) {
     size_t got = 0;
     while (got < n && !r->failed) {
         size_t want = n - got;
         if (want > (1u << 30)) want = 1u << 30;
         int k = gzread(r->gz, (char *)buf + got, (unsigned)want);
-        if (k < 0) {
-            int code;
-            const char *msg = gzerror(r->gz, &code);
-            r->failed = 1;
-            if (code == Z_ERRNO)
-                snprintf(r->why, sizeof r->why, "%s", strerror(errno));
-            else
-                snprintf(r->why, sizeof r->why, "gzip: %s", msg && *msg ? msg : "corrupt data");
+        if (k <= 0) {
+            idx_check_error(r);
             break;
         }
-        if (k == 0) break;
         got += (size_t)k;
     }
     return got;
