@@ -15,31 +15,6 @@
 #include "testutil.h"
 
 /* --- helpers ------------------------------------------------------------------ */
-static char scratch[4096];
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_scratch(void) {
-    const char *d = scratch_dir();
-    ck_assert_ptr_nonnull(d);
-    snprintf(scratch, sizeof scratch, "%s", d);
-}
-
-static void drop_scratch(void) {
-    if (scratch[0]) nftw(scratch, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
-    scratch[0] = '\0';
-}
-
-static const char *in_scratch(const char *name) {
-    static char buf[4200];
-    snprintf(buf, sizeof buf, "%s/%s", scratch, name);
-    return buf;
-}
 
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");

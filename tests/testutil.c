@@ -1,4 +1,7 @@
+#define _GNU_SOURCE /* nftw */
 #include "testutil.h"
+
+#include <ftw.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,4 +95,30 @@ int run_suite(Suite *s) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? 1 : 0;
+}
+
+char scratch[4096];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void make_scratch(void) {
+    const char *d = scratch_dir();
+    ck_assert_ptr_nonnull(d);
+    snprintf(scratch, sizeof scratch, "%s", d);
+}
+
+void drop_scratch(void) {
+    if (scratch[0]) nftw(scratch, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch[0] = '\0';
+}
+
+const char *in_scratch(const char *name) {
+    static char buf[4200];
+    snprintf(buf, sizeof buf, "%s/%s", scratch, name);
+    return buf;
 }

@@ -9,6 +9,14 @@ const char *shared_path(const char *rel);
 const char *require_shared(const char *rel);
 /* A fresh scratch directory under $TMPDIR; static buffer. */
 const char *scratch_dir(void);
+/* A scratch folder per test, for Check fixtures:
+ * tcase_add_checked_fixture(t, make_scratch, drop_scratch). drop_scratch
+ * removes the folder and everything in it. */
+extern char scratch[4096];
+void make_scratch(void);
+void drop_scratch(void);
+/* scratch/name in a static buffer */
+const char *in_scratch(const char *name);
 /* Largest |a-b| / max(|b|, floor) over n values; *where gets the index. */
 double max_rel_diff(const float *a, const float *b, size_t n, double floor, size_t *where);
 /* Read a little-endian float32 .npy (v1/v2); returns malloc'd data, fills shape. */
