@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cnnviz/io.h"
 #include "keras-impl.h"
 
 /* The shortest decimal that reads back as the same float, so the JSON says
@@ -340,32 +341,16 @@ static cnnviz_status check_names(const cnnviz_model *m, const char *path, cnnviz
     return CNNVIZ_OK;
 }
 
-/* Create "<path>.tmp-<pid>-<n>" exclusively, so its mode follows the umask
- * like any new file and two writers never share it. */
-static int make_temp(const char *path, char *tmp, size_t n) {
-    static unsigned counter;
-    for (int tries = 0; tries < 100; tries++) {
-        snprintf(tmp, n, "%s.tmp-%ld-%u%03u", path, (long)getpid(), counter++, (unsigned)(time(NULL) % 1000));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0) {
-            close(fd);
-            return 0;
-        }
-        if (errno != EEXIST) return -1;
-    }
-    return -1;
-}
-
 cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_error *err) {
     if (!m->finalized || m->nlayers == 0)
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "the model is not finalized");
     cnnviz_status st = check_names(m, path, err);
     if (st) return st;
-    char tmp[4200];
-    if (make_temp(path, tmp, sizeof tmp))
-        return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot write: %s", strerror(errno));
+    cnnviz_atomic_file af;
+    st = cnnviz_atomic_begin(&af, path, err);
+    if (st) return st;
     H5E_BEGIN_TRY {
-        hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t f = H5Fcreate(af.tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
         if (f < 0) {
             st = cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot create the HDF5 file");
         } else {
@@ -373,7 +358,9 @@ cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_
             if (H5Fclose(f) < 0 && !st) st = cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot write the HDF5 file");
         }
     } H5E_END_TRY;
-    if (!st && rename(tmp, path) != 0) st = cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot write: %s", strerror(errno));
-    if (st) unlink(tmp);
-    return st;
+    if (st) {
+        cnnviz_atomic_abort(&af);
+        return st;
+    }
+    return cnnviz_atomic_commit(&af, err);
 }
