@@ -63,8 +63,11 @@ static cnnviz_status write_one(hid_t file, const char *path, const cnnviz_datase
     hsize_t dims[H5_MAX_RANK];
     for (int k = 0; k < d->rank; k++) dims[k] = (hsize_t)d->dims[k];
     hid_t space = d->rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(d->rank, dims, NULL);
-    hid_t set = space < 0 ? -1
-                          : H5Dcreate2(file, d->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    /* no modification times in the object headers: the same data gives the same bytes */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl >= 0) H5Pset_obj_track_times(dcpl, 0);
+    hid_t set = space < 0 || dcpl < 0 ? -1 : H5Dcreate2(file, d->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dcpl >= 0) H5Pclose(dcpl);
     herr_t wr = set < 0 ? -1 : H5Dwrite(set, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->data);
     char why[200];
     if (wr < 0) hdf5_reason(why, "unknown HDF5 error");
@@ -87,7 +90,10 @@ cnnviz_status cnnviz_h5_write_datasets(const char *path, const cnnviz_dataset *s
     cnnviz_atomic_file af;
     st = cnnviz_atomic_begin(&af, path, err);
     if (st != CNNVIZ_OK) return st;
-    hid_t file = H5Fcreate(af.tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE); /* the root group without times either */
+    if (fcpl >= 0) H5Pset_obj_track_times(fcpl, 0);
+    hid_t file = fcpl < 0 ? -1 : H5Fcreate(af.tmp_path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    if (fcpl >= 0) H5Pclose(fcpl);
     if (file < 0) {
         char why[200];
         hdf5_reason(why, "cannot create the file");
