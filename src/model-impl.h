@@ -5,6 +5,22 @@
  * functions over raw float arrays (src/layers/); the ops adapt them. */
 #pragma once
 #include "cnnviz/model.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Call first thing inside the engine's own parallel regions. Nested regions
+ * and OpenBLAS then run on the calling thread alone: OpenBLAS sizes its team
+ * from omp_get_max_threads() unless it finds itself in an active parallel
+ * region, and a team of one is not active, so without this a one-chunk
+ * region (a single image) would start a nested team for every small sgemm,
+ * which costs a hundred times the sgemm. The setting is this implicit
+ * task's own and ends with the region. */
+static inline void cnnviz_omp_serial_inside(void) {
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+}
 
 #define CNNVIZ_MAX_PARAMS 4
 
@@ -17,7 +33,17 @@ typedef struct {
     int training;    /* Dropout active, BN would use batch stats (we only run BN in inference mode) */
     int weight_grads;/* backward: accumulate weight gradients into param[].grad */
     cnnviz_rng *rng; /* Dropout masks */
+    /* backward: accumulate weight gradients into this slab (same layout as
+     * the model's params) instead of param[].grad; NULL: param[].grad.
+     * Use cnnviz_param_grad(). */
+    float *grads;
 } cnnviz_pass;
+
+/* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
+static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {
+    if (p->grads) return p->grads + q->offset;
+    return q->grad;
+}
 
 typedef struct {
     /* out (B, out_shape) from in (B, in_shape) */
@@ -100,4 +126,10 @@ struct cnnviz_workspace {
     float *grad_a, *grad_b; /* ping-pong buffers for backward, max activation size */
     const float *input;     /* the input of the latest forward */
     cnnviz_rng *rng;
+    /* depth-first passes (model.c): per thread a scratch and two buffers
+     * for one micro-batch's gradients (or, in predict, activations); per
+     * micro-batch a weight-gradient slab */
+    float *depth_scratch, *depth_grad, *depth_slabs;
+    size_t depth_scratch_floats, depth_grad_floats;
+    int depth_threads; /* 0: the model is too big to run depth-first */
 };

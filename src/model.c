@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "model-impl.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const struct {
     const char *class_name; /* Keras' default class for the type */
@@ -286,6 +289,11 @@ const char *cnnviz_model_meta_key(const cnnviz_model *m, int i) { return m->meta
 
 /* --- workspace and the forward/backward driver --------------------------- */
 
+/* depth-first forward (forward_depth_first): samples per micro-batch, and
+ * the largest model it is used for (its weights are read per micro-batch) */
+#define DEPTH_BATCH 8
+#define DEPTH_MAX_PARAMS ((size_t)1 << 19)
+
 cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int training, cnnviz_error *err) {
     cnnviz_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) goto nomem;
@@ -317,6 +325,30 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
     ws->grad_a = malloc((size_t)max_batch * biggest * sizeof(float));
     ws->grad_b = malloc((size_t)max_batch * biggest * sizeof(float));
     if (!ws->grad_a || !ws->grad_b) goto nomem;
+    if (max_batch > DEPTH_BATCH && m->num_params <= DEPTH_MAX_PARAMS) {
+        size_t s = 0;
+        for (int i = 0; i < m->nlayers; i++) {
+            const cnnviz_layer *l = m->layers[i];
+            size_t n = l->ops->scratch_floats ? l->ops->scratch_floats(l, DEPTH_BATCH) : 0;
+            if (n > s) s = n;
+        }
+#ifdef _OPENMP
+        int t = omp_get_num_procs();
+#else
+        int t = 1;
+#endif
+        ws->depth_threads = t < 1 ? 1 : t > 64 ? 64 : t;
+        ws->depth_scratch_floats = s ? s : 1;
+        ws->depth_scratch = malloc((size_t)ws->depth_threads * ws->depth_scratch_floats * sizeof(float));
+        ws->depth_grad_floats = (size_t)DEPTH_BATCH * biggest;
+        ws->depth_grad = malloc((size_t)ws->depth_threads * 2 * ws->depth_grad_floats * sizeof(float));
+        if (!ws->depth_scratch || !ws->depth_grad) goto nomem;
+        if (training && m->num_params) {
+            size_t nmb = ((size_t)max_batch + DEPTH_BATCH - 1) / DEPTH_BATCH;
+            ws->depth_slabs = malloc(nmb * m->num_params * sizeof(float));
+            if (!ws->depth_slabs) goto nomem;
+        }
+    }
     return ws;
 nomem:
     cnnviz_workspace_free(ws);
@@ -333,6 +365,9 @@ void cnnviz_workspace_free(cnnviz_workspace *ws) {
     free(ws->scratch);
     free(ws->grad_a);
     free(ws->grad_b);
+    free(ws->depth_scratch);
+    free(ws->depth_grad);
+    free(ws->depth_slabs);
     free(ws);
 }
 
@@ -340,23 +375,167 @@ int cnnviz_workspace_max_batch(const cnnviz_workspace *ws) { return ws->max_batc
 void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng) { ws->rng = rng; }
 float *cnnviz_layer_output(cnnviz_workspace *ws, int i) { return ws->out[i]; }
 
-const float *cnnviz_forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
-                            int training) {
+/* Depth-first forward: each thread takes micro-batches of DEPTH_BATCH
+ * samples through every layer with a scratch of its own, so a micro-batch's
+ * activations stay in that core's cache instead of the whole batch
+ * streaming through memory layer after layer, and threads do not wait for
+ * each other between layers. Every layer treats samples independently in
+ * such a pass, and the micro-batches are a fixed split of the batch, so the
+ * results do not depend on the thread count. Layers still see whole
+ * micro-batches (a conv's sgemm wants rows), and small models only: each
+ * micro-batch reads all the weights. */
+static int depth_first_allowed(const cnnviz_model *m, const cnnviz_workspace *ws, int B, int last, int training) {
+    if (!ws->depth_threads || B <= DEPTH_BATCH) return 0;
+    /* Dropout draws its masks from one generator in sample order */
+    if (training && ws->training)
+        for (int i = 0; i <= last; i++)
+            if (m->layers[i]->type == CNNVIZ_LAYER_DROPOUT) return 0;
+    return 1;
+}
+
+/* keep_all = 0 (predict): only layer last's output is wanted, so the
+ * others go to the thread's own two buffers and never leave its cache. */
+static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
+                                int training, int keep_all) {
+    int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    if (threads > ws->depth_threads) threads = ws->depth_threads;
+    if (threads > nmb) threads = nmb;
+    size_t in_size = cnnviz_shape_size(&m->input_shape);
+    #pragma omp parallel num_threads(threads)
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int j = 0; j < nmb; j++) {
+            int b0 = j * DEPTH_BATCH, nb = B - b0 < DEPTH_BATCH ? B - b0 : DEPTH_BATCH;
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            float *scratch = ws->depth_scratch + (size_t)t * ws->depth_scratch_floats;
+            float *ping = ws->depth_grad + (size_t)t * 2 * ws->depth_grad_floats, *pong = ping + ws->depth_grad_floats;
+            const float *in = input + (size_t)b0 * in_size;
+            for (int i = 0; i <= last; i++) {
+                const cnnviz_layer *l = m->layers[i];
+                float *out = keep_all || i == last ? ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape)
+                                                   : in == ping ? pong : ping;
+                /* what a layer records about the pass in aux (Dropout: "no mask")
+                 * is written once, by the first micro-batch */
+                cnnviz_pass p = {j == 0 ? ws->aux[i] : NULL, scratch, training && ws->training, 0, ws->rng, NULL};
+                l->ops->forward(l, in, out, nb, &p);
+                in = out;
+            }
+        }
+    }
+}
+
+static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
+                            int training, int keep_all) {
     if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
     ws->input = input;
+    if (depth_first_allowed(m, ws, B, last, training)) {
+        forward_depth_first(m, ws, input, B, last, training, keep_all);
+        return ws->out[last];
+    }
     const float *in = input;
     for (int i = 0; i <= last; i++) {
         const cnnviz_layer *l = m->layers[i];
-        cnnviz_pass p = {ws->aux[i], ws->scratch, training && ws->training, 0, ws->rng};
+        cnnviz_pass p = {ws->aux[i], ws->scratch, training && ws->training, 0, ws->rng, NULL};
         l->ops->forward(l, in, ws->out[i], B, &p);
         in = ws->out[i];
     }
     return ws->out[last];
 }
 
+/* Depth-first backward, the mirror of forward_depth_first: a micro-batch
+ * goes back through every layer with its gradients in per-thread buffers,
+ * and its weight gradients into a slab of its own; the slabs are then added
+ * in micro-batch order, so the sums do not depend on the thread count.
+ * Layers that keep per-batch state in aux (Dropout's masks) rule it out. */
+static int depth_backward_allowed(const cnnviz_model *m, const cnnviz_workspace *ws, int B, int last,
+                                  int weight_grads) {
+    if (!ws->depth_threads || B <= DEPTH_BATCH) return 0;
+    if (weight_grads && m->num_params && (!ws->depth_slabs || !m->grads)) return 0;
+    for (int i = 0; i <= last; i++)
+        if (ws->aux[i]) return 0;
+    return 1;
+}
+
+static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
+                                 int weight_grads, float *dinput) {
+    int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    if (threads > ws->depth_threads) threads = ws->depth_threads;
+    if (threads > nmb) threads = nmb;
+    size_t in_size = cnnviz_shape_size(&m->input_shape), np = m->num_params;
+    size_t out_last = cnnviz_shape_size(&m->layers[last]->out_shape);
+    float *slabs = weight_grads && np ? ws->depth_slabs : NULL;
+    #pragma omp parallel num_threads(threads)
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int j = 0; j < nmb; j++) {
+            int b0 = j * DEPTH_BATCH, nb = B - b0 < DEPTH_BATCH ? B - b0 : DEPTH_BATCH;
+            int t = 0;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+#endif
+            float *scratch = ws->depth_scratch + (size_t)t * ws->depth_scratch_floats;
+            float *ga = ws->depth_grad + (size_t)t * 2 * ws->depth_grad_floats, *gb = ga + ws->depth_grad_floats;
+            float *slab = slabs ? slabs + (size_t)j * np : NULL;
+            if (slab) memset(slab, 0, np * sizeof *slab);
+            const float *d = dout + (size_t)b0 * out_last;
+            for (int i = last; i >= 0; i--) {
+                const cnnviz_layer *l = m->layers[i];
+                if (i == 0 && !dinput && !(weight_grads && l->nparam)) break;
+                float *din = i > 0 ? (d == ga ? gb : ga) : dinput ? dinput + (size_t)b0 * in_size : NULL;
+                const float *in = i ? ws->out[i - 1] + (size_t)b0 * cnnviz_shape_size(&m->layers[i - 1]->out_shape)
+                                    : ws->input + (size_t)b0 * in_size;
+                const float *out = ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape);
+                cnnviz_pass p = {NULL, scratch, ws->training, weight_grads, ws->rng, slab};
+                l->ops->backward(l, in, out, d, din, nb, &p);
+                d = din;
+            }
+        }
+    }
+    if (!slabs) return;
+    /* g[k] += slab_0[k] + slab_1[k] + ... in this order for every k, a
+     * block of k at a time so the adds vectorise */
+    float *g = m->grads;
+    size_t nblocks = (np + 1023) / 1024;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t bk = 0; bk < nblocks; bk++) {
+        size_t k0 = bk * 1024, n = np - k0 < 1024 ? np - k0 : 1024;
+        float sum[1024];
+        memcpy(sum, slabs + k0, n * sizeof *sum);
+        for (int j = 1; j < nmb; j++) {
+            const float *sl = slabs + (size_t)j * np + k0;
+            #pragma omp simd
+            for (size_t k = 0; k < n; k++) sum[k] += sl[k];
+        }
+        #pragma omp simd
+        for (size_t k = 0; k < n; k++) g[k0 + k] += sum[k];
+    }
+}
+
+const float *cnnviz_forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
+                            int training) {
+    return forward(m, ws, input, B, last, training, 1);
+}
+
 void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
                      int weight_grads, float *dinput) {
     if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
+    if (depth_backward_allowed(m, ws, B, last, weight_grads)) {
+        backward_depth_first(m, ws, dout, B, last, weight_grads, dinput);
+        return;
+    }
     const float *d = dout;
     for (int i = last; i >= 0; i--) {
         const cnnviz_layer *l = m->layers[i];
@@ -365,7 +544,7 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
          * layers with weights accept din == NULL and skip that work */
         float *din = i > 0 ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
         const float *in = i ? ws->out[i - 1] : ws->input;
-        cnnviz_pass p = {ws->aux[i], ws->scratch, ws->training, weight_grads, ws->rng};
+        cnnviz_pass p = {ws->aux[i], ws->scratch, ws->training, weight_grads, ws->rng, NULL};
         l->ops->backward(l, in, ws->out[i], d, din, B, &p);
         d = din;
     }
@@ -382,7 +561,8 @@ cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n,
     size_t out_size = cnnviz_shape_size(&os);
     for (int i = 0; i < n; i += batch) {
         int b = n - i < batch ? n - i : batch;
-        const float *y = cnnviz_forward(m, ws, x + (size_t)i * in_size, b, -1, 0);
+        /* a private workspace: only the last layer's output is kept */
+        const float *y = forward(m, ws, x + (size_t)i * in_size, b, -1, 0, 0);
         memcpy(out + (size_t)i * out_size, y, (size_t)b * out_size * sizeof(float));
     }
     cnnviz_workspace_free(ws);

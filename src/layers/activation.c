@@ -3,6 +3,12 @@
  * activation's OUTPUT so no pre-activation copy has to be kept. */
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+static int omp_get_num_threads(void) { return 1; }
+#endif
 
 #include "layers.h"
 
@@ -26,78 +32,122 @@ static void softmax_rows(float *x, size_t rows, int c) {
     }
 }
 
-void cnnviz_activation_forward(cnnviz_activation a, float alpha, float *x, size_t n, int channels) {
+/* Elementwise activations over x[0..n), serial; the public functions split
+ * large arrays between threads (each element on its own: any split gives
+ * the same bits). */
+CNNVIZ_HOT
+static void forward_range(cnnviz_activation a, float alpha, float *restrict x, size_t n) {
     switch (a) {
-    case CNNVIZ_ACT_LINEAR:
-        return;
-    case CNNVIZ_ACT_SOFTMAX:
-        softmax_rows(x, n / (size_t)channels, channels);
-        return;
     case CNNVIZ_ACT_RELU:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+        #pragma omp simd
         for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
         return;
     case CNNVIZ_ACT_SIGMOID:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
         return;
     case CNNVIZ_ACT_TANH:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
         return;
     case CNNVIZ_ACT_ELU:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]);
         return;
     case CNNVIZ_ACT_LEAKY_RELU:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
+        #pragma omp simd
         for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
         return;
+    case CNNVIZ_ACT_LINEAR:
+    case CNNVIZ_ACT_SOFTMAX:
+        return;
+    }
+}
+
+CNNVIZ_HOT
+static void backward_range(cnnviz_activation a, float alpha, const float *restrict y, const float *dy, float *dx,
+                           size_t n) {
+    switch (a) {
+    case CNNVIZ_ACT_LINEAR:
+        if (dx != dy) memmove(dx, dy, n * sizeof *dx);
+        return;
+    case CNNVIZ_ACT_RELU:
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        return;
+    case CNNVIZ_ACT_SIGMOID:
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        return;
+    case CNNVIZ_ACT_TANH:
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        return;
+    case CNNVIZ_ACT_ELU:
+        /* for x <= 0, y = alpha*(e^x - 1) so dy/dx = alpha*e^x = y + alpha */
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + alpha);
+        return;
+    case CNNVIZ_ACT_LEAKY_RELU:
+        /* sign(y) = sign(x) for a positive slope */
+        #pragma omp simd
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
+        return;
+    case CNNVIZ_ACT_SOFTMAX:
+        return;
+    }
+}
+
+static void softmax_backward_rows(const float *y, const float *dy, float *dx, size_t rows, int c) {
+    /* dx = y * (dy - sum(dy*y)) over each row: the softmax Jacobian applied to dy */
+    #pragma omp parallel for schedule(static) if (rows * (size_t)c >= PARALLEL_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        const float *yr = y + r * (size_t)c, *dyr = dy + r * (size_t)c;
+        float *dxr = dx + r * (size_t)c;
+        float dot = 0.0f;
+        for (int j = 0; j < c; j++) dot += dyr[j] * yr[j];
+        for (int j = 0; j < c; j++) dxr[j] = yr[j] * (dyr[j] - dot);
+    }
+}
+
+/* [begin, end) of thread t's share of n, in multiples of 16 floats */
+static void share(size_t n, int t, int nt, size_t *begin, size_t *end) {
+    size_t blocks = (n + 15) / 16;
+    size_t b0 = blocks * (size_t)t / (size_t)nt, b1 = blocks * (size_t)(t + 1) / (size_t)nt;
+    *begin = b0 * 16 < n ? b0 * 16 : n;
+    *end = b1 * 16 < n ? b1 * 16 : n;
+}
+
+void cnnviz_activation_forward(cnnviz_activation a, float alpha, float *x, size_t n, int channels) {
+    if (a == CNNVIZ_ACT_LINEAR) return;
+    if (a == CNNVIZ_ACT_SOFTMAX) {
+        softmax_rows(x, n / (size_t)channels, channels);
+        return;
+    }
+    if (n < PARALLEL_MIN) {
+        forward_range(a, alpha, x, n);
+        return;
+    }
+    #pragma omp parallel
+    {
+        size_t b, e;
+        share(n, omp_get_thread_num(), omp_get_num_threads(), &b, &e);
+        forward_range(a, alpha, x + b, e - b);
     }
 }
 
 void cnnviz_activation_backward(cnnviz_activation a, float alpha, const float *y, const float *dy, float *dx,
                                 size_t n, int channels) {
-    switch (a) {
-    case CNNVIZ_ACT_LINEAR:
-        if (dx != dy) memmove(dx, dy, n * sizeof *dx);
-        return;
-    case CNNVIZ_ACT_SOFTMAX: {
-        /* dx = y * (dy - sum(dy*y)) over each row: the softmax Jacobian applied to dy */
-        size_t rows = n / (size_t)channels;
-        int c = channels;
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t r = 0; r < rows; r++) {
-            const float *yr = y + r * (size_t)c, *dyr = dy + r * (size_t)c;
-            float *dxr = dx + r * (size_t)c;
-            float dot = 0.0f;
-            for (int j = 0; j < c; j++) dot += dyr[j] * yr[j];
-            for (int j = 0; j < c; j++) dxr[j] = yr[j] * (dyr[j] - dot);
-        }
+    if (a == CNNVIZ_ACT_SOFTMAX) {
+        softmax_backward_rows(y, dy, dx, n / (size_t)channels, channels);
         return;
     }
-    case CNNVIZ_ACT_RELU:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    if (n < PARALLEL_MIN) {
+        backward_range(a, alpha, y, dy, dx, n);
         return;
-    case CNNVIZ_ACT_SIGMOID:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-        return;
-    case CNNVIZ_ACT_TANH:
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-        return;
-    case CNNVIZ_ACT_ELU:
-        /* for x <= 0, y = alpha*(e^x - 1) so dy/dx = alpha*e^x = y + alpha */
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : dy[i] * (y[i] + alpha);
-        return;
-    case CNNVIZ_ACT_LEAKY_RELU:
-        /* sign(y) = sign(x) for a positive slope */
-        #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
-        return;
+    }
+    #pragma omp parallel
+    {
+        size_t b, e;
+        share(n, omp_get_thread_num(), omp_get_num_threads(), &b, &e);
+        backward_range(a, alpha, y + b, dy + b, dx + b, e - b);
     }
 }
 

@@ -65,8 +65,10 @@ static void batchnorm_backward(const cnnviz_layer *l, const float *in, const flo
             sb += dy;
             sg += dy * (in[r * C + c] - mu) * rs;
         }
-        if (b->beta >= 0 && P[b->beta].grad) P[b->beta].grad[c] += (float)sb;
-        if (b->gamma >= 0 && P[b->gamma].grad) P[b->gamma].grad[c] += (float)sg;
+        float *gb = b->beta >= 0 ? cnnviz_param_grad(&P[b->beta], p) : NULL;
+        float *gg = b->gamma >= 0 ? cnnviz_param_grad(&P[b->gamma], p) : NULL;
+        if (gb) gb[c] += (float)sb;
+        if (gg) gg[c] += (float)sg;
     }
 }
 

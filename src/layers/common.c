@@ -39,3 +39,37 @@ void cnnviz_window_geometry(int in, int k, int s, cnnviz_padding pad, int *out, 
 float cnnviz_fused_activation_alpha(cnnviz_activation a) {
     return a == CNNVIZ_ACT_LEAKY_RELU ? 0.2f : 1.0f;
 }
+
+CNNVIZ_HOT
+static void bias_relu_rows(float *restrict y, const float *restrict bias, size_t rows, int n, int relu) {
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * (size_t)n;
+        if (bias) {
+            #pragma omp simd
+            for (int j = 0; j < n; j++) yr[j] += bias[j];
+        }
+        if (relu) {
+            #pragma omp simd
+            for (int j = 0; j < n; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+        }
+    }
+}
+
+void cnnviz_bias_activation_rows(float *y, const float *bias, size_t rows, int n, cnnviz_activation act,
+                                 float alpha) {
+    if (act == CNNVIZ_ACT_RELU || act == CNNVIZ_ACT_LINEAR) {
+        if (bias || act == CNNVIZ_ACT_RELU) bias_relu_rows(y, bias, rows, n, act == CNNVIZ_ACT_RELU);
+        return;
+    }
+    if (bias) bias_relu_rows(y, bias, rows, n, 0);
+    cnnviz_activation_forward(act, alpha, y, rows * (size_t)n, n);
+}
+
+CNNVIZ_HOT
+void cnnviz_bias_grad_rows(float *restrict db, const float *restrict dz, size_t rows, int n) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *z = dz + r * (size_t)n;
+        #pragma omp simd
+        for (int j = 0; j < n; j++) db[j] += z[j];
+    }
+}

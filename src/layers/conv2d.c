@@ -1,19 +1,20 @@
 /* Conv2D, NHWC input, HWIO kernel (kh,kw,Cin,Cout), TF's valid/same padding.
  *
- * Two forward paths:
+ * Two paths:
  *  - direct, when K = kh*kw*Cin is tiny (the first layer of an MNIST net has
- *    K = 9): a gemm with K = 9 is bound by writing its output, so we write
- *    each output pixel once from a loop the compiler vectorises over Cout;
+ *    K = 9): a gemm with K = 9 is bound by writing its output, so each
+ *    output pixel is written once from a vector kernel; backward sums
+ *    per-sample partial kernels in sample order;
  *  - otherwise im2col + sgemm. The HWIO kernel is already the (K, Cout)
  *    row-major matrix and the (B*OH*OW, Cout) product is already NHWC.
  *    Samples go in chunks whose columns fit in L2, one chunk per thread
  *    with a single-threaded sgemm (OpenBLAS runs serially inside an OpenMP
- *    region), so a chunk's bits do not depend on the thread count.
- *
- * Backward: dz = dout*act'(y); dW += col^T·dz and db += sum dz over the
- * whole batch (threaded sgemm splits rows/columns, never the sum);
- * din = col2im(dz·W^T) chunk by chunk. The columns come from aux when the
- * workspace keeps them (training) or are rebuilt into scratch. */
+ *    region). Backward rebuilds a chunk's columns instead of keeping the
+ *    batch's (they would not stay in cache), accumulates the kernel
+ *    gradient into one of a fixed set of partitions and hands din back
+ *    through col2im(dz·W^T).
+ * Chunking depends on the layer's geometry only, never on the thread count,
+ * so results are bit-identical for any number of threads. */
 #include <cblas.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -78,8 +79,13 @@ static int chunk_samples(const conv2d_layer *c) {
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
-/* col (nb*OH*OW, K) from in (nb, H, W, C); zeros where the window hangs over the padding */
-static void im2col(const conv2d_layer *c, const float *in, float *col, int nb) {
+/* col (nb*OH*OW, K) from in (nb, H, W, C); zeros where the window hangs
+ * over the padding. GCC would turn the copy loops into memcpy calls, which
+ * cost more than they copy when rows are short (kw*C floats), hence the
+ * optimize attribute. */
+CNNVIZ_HOT CNNVIZ_NO_MEMCPY_CALLS
+static void im2col(const conv2d_layer *c, const float *restrict in, float *restrict col, int nb) {
+    int C = c->C, kw = c->kw;
     for (int b = 0; b < nb; b++) {
         const float *x = in + (size_t)b * in_floats(c);
         for (int oy = 0; oy < c->OH; oy++)
@@ -87,21 +93,25 @@ static void im2col(const conv2d_layer *c, const float *in, float *col, int nb) {
                 float *row = col + (((size_t)b * c->OH + oy) * c->OW + ox) * c->K;
                 int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
                 for (int ky = 0; ky < c->kh; ky++) {
-                    float *dst = row + (size_t)ky * c->kw * c->C;
+                    float *dst = row + (size_t)ky * kw * C;
                     int iy = iy0 + ky;
                     if (iy < 0 || iy >= c->H) {
-                        memset(dst, 0, (size_t)c->kw * c->C * sizeof *dst);
+                        for (int t = 0; t < kw * C; t++) dst[t] = 0.0f;
                         continue;
                     }
-                    int kx0 = ix0 < 0 ? -ix0 : 0;
-                    int kx1 = ix0 + c->kw > c->W ? c->W - ix0 : c->kw;
-                    if (kx0 > 0) memset(dst, 0, (size_t)kx0 * c->C * sizeof *dst);
-                    if (kx1 > kx0)
-                        memcpy(dst + (size_t)kx0 * c->C, x + ((size_t)iy * c->W + ix0 + kx0) * c->C,
-                               (size_t)(kx1 - kx0) * c->C * sizeof *dst);
-                    if (kx1 < c->kw) {
-                        int from = kx1 > kx0 ? kx1 : kx0;
-                        memset(dst + (size_t)from * c->C, 0, (size_t)(c->kw - from) * c->C * sizeof *dst);
+                    const float *xrow = x + (size_t)iy * c->W * C;
+                    if (ix0 >= 0 && ix0 + kw <= c->W) {
+                        const float *src = xrow + (size_t)ix0 * C;
+                        #pragma omp simd
+                        for (int t = 0; t < kw * C; t++) dst[t] = src[t];
+                        continue;
+                    }
+                    for (int kx = 0; kx < kw; kx++) {
+                        int ix = ix0 + kx;
+                        if (ix >= 0 && ix < c->W)
+                            for (int t = 0; t < C; t++) dst[kx * C + t] = xrow[(size_t)ix * C + t];
+                        else
+                            for (int t = 0; t < C; t++) dst[kx * C + t] = 0.0f;
                     }
                 }
             }
@@ -109,7 +119,9 @@ static void im2col(const conv2d_layer *c, const float *in, float *col, int nb) {
 }
 
 /* din (nb, H, W, C) = sum of dcol's entries over every window position that read each pixel */
-static void col2im(const conv2d_layer *c, const float *dcol, float *din, int nb) {
+CNNVIZ_HOT
+static void col2im(const conv2d_layer *c, const float *restrict dcol, float *restrict din, int nb) {
+    int C = c->C, kw = c->kw;
     memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
     for (int b = 0; b < nb; b++) {
         float *dx = din + (size_t)b * in_floats(c);
@@ -120,78 +132,287 @@ static void col2im(const conv2d_layer *c, const float *dcol, float *din, int nb)
                 for (int ky = 0; ky < c->kh; ky++) {
                     int iy = iy0 + ky;
                     if (iy < 0 || iy >= c->H) continue;
-                    for (int kx = 0; kx < c->kw; kx++) {
+                    const float *src = row + (size_t)ky * kw * C;
+                    float *drow = dx + (size_t)iy * c->W * C;
+                    if (ix0 >= 0 && ix0 + kw <= c->W) {
+                        float *dst = drow + (size_t)ix0 * C;
+                        #pragma omp simd
+                        for (int t = 0; t < kw * C; t++) dst[t] += src[t];
+                        continue;
+                    }
+                    for (int kx = 0; kx < kw; kx++) {
                         int ix = ix0 + kx;
                         if (ix < 0 || ix >= c->W) continue;
-                        const float *src = row + ((size_t)ky * c->kw + kx) * c->C;
-                        float *dst = dx + ((size_t)iy * c->W + ix) * c->C;
+                        float *dst = drow + (size_t)ix * C;
                         #pragma omp simd
-                        for (int ch = 0; ch < c->C; ch++) dst[ch] += src[ch];
+                        for (int t = 0; t < C; t++) dst[t] += src[kx * C + t];
                     }
                 }
             }
     }
 }
 
-/* Direct convolution of one sample: out (OH, OW, F) from x (H, W, C). */
-static void conv2d_direct_sample(const conv2d_layer *c, const float *x, const float *w, const float *bias,
-                                 float *out) {
-    int F = c->F;
+/* --- the direct path (tiny K) ------------------------------------------- */
+
+/* Where the K taps of a window lie: an interior window reads src[off[k]]
+ * from its top-left input pixel (interior table); a window over the
+ * padding is first gathered into a small buffer (zeros for the padding) and
+ * read with the identity table. No im2col: the first layer's columns would
+ * be 9x its input. */
+static void tap_tables(const conv2d_layer *c, int *interior, int *identity) {
+    for (int ky = 0, k = 0; ky < c->kh; ky++)
+        for (int kx = 0; kx < c->kw; kx++)
+            for (int ch = 0; ch < c->C; ch++, k++) {
+                interior[k] = (ky * c->W + kx) * c->C + ch;
+                identity[k] = k;
+            }
+}
+
+static void gather_window(const conv2d_layer *c, const float *x, int oy, int ox, float *g) {
+    int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
+    for (int ky = 0, k = 0; ky < c->kh; ky++)
+        for (int kx = 0; kx < c->kw; kx++)
+            for (int ch = 0; ch < c->C; ch++, k++) {
+                int iy = iy0 + ky, ix = ix0 + kx;
+                g[k] = iy >= 0 && iy < c->H && ix >= 0 && ix < c->W ? x[((size_t)iy * c->W + ix) * c->C + ch] : 0.0f;
+            }
+}
+
+/* [lo, hi) of the output columns whose windows lie inside the input */
+static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
+    int a = 0, b = c->OW;
+    while (a < b && a * c->sw - c->pad_left < 0) a++;
+    while (b > a && (b - 1) * c->sw - c->pad_left + c->kw > c->W) b--;
+    *lo = a, *hi = b;
+}
+
+#define RELU16(a) ((cnnviz_v16)((cnnviz_v16i)(a) & ((a) > zero)))
+
+/* out (n pixels, F) = act(taps · w (K, F) + bias) for n pixels whose
+ * windows start pstride floats apart in src. Thirty-two filters by four
+ * pixels at a time: eight independent FMA chains hide the FMA latency and
+ * each weight load feeds four FMAs. */
+CNNVIZ_HOT
+static void direct_pixels(const float *src, size_t pstride, int n, const int *restrict off, int K,
+                          const float *restrict w, int F, const float *bias, int relu, float *restrict out) {
+    const cnnviz_v16 zero = {0};
+    for (int p0 = 0; p0 < n; p0 += 4) {
+        int np = n - p0 < 4 ? n - p0 : 4;
+        /* pixels past the end repeat the first one: computed, never stored */
+        const float *s0 = src + (size_t)p0 * pstride;
+        const float *s1 = s0 + (np > 1 ? pstride : 0);
+        const float *s2 = s0 + (np > 2 ? 2 * pstride : 0);
+        const float *s3 = s0 + (np > 3 ? 3 * pstride : 0);
+        float *o = out + (size_t)p0 * F;
+        int f = 0;
+        for (; f + 32 <= F; f += 32) {
+            cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
+            cnnviz_v16 bb = bias ? *(const cnnviz_v16u *)(bias + f + 16) : zero;
+            cnnviz_v16 a0 = b, a1 = b, a2 = b, a3 = b, c0 = bb, c1 = bb, c2 = bb, c3 = bb;
+            for (int k = 0; k < K; k++) {
+                cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
+                cnnviz_v16 wu = *(const cnnviz_v16u *)(w + (size_t)k * F + f + 16);
+                int ok = off[k];
+                float v0 = s0[ok], v1 = s1[ok], v2 = s2[ok], v3 = s3[ok];
+                a0 += v0 * wv, c0 += v0 * wu;
+                a1 += v1 * wv, c1 += v1 * wu;
+                a2 += v2 * wv, c2 += v2 * wu;
+                a3 += v3 * wv, c3 += v3 * wu;
+            }
+            if (relu) {
+                a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
+                c0 = RELU16(c0), c1 = RELU16(c1), c2 = RELU16(c2), c3 = RELU16(c3);
+            }
+            *(cnnviz_v16u *)(o + f) = a0, *(cnnviz_v16u *)(o + f + 16) = c0;
+            if (np > 1) *(cnnviz_v16u *)(o + F + f) = a1, *(cnnviz_v16u *)(o + F + f + 16) = c1;
+            if (np > 2) *(cnnviz_v16u *)(o + 2 * F + f) = a2, *(cnnviz_v16u *)(o + 2 * F + f + 16) = c2;
+            if (np > 3) *(cnnviz_v16u *)(o + 3 * F + f) = a3, *(cnnviz_v16u *)(o + 3 * F + f + 16) = c3;
+        }
+        for (; f + 16 <= F; f += 16) {
+            cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
+            cnnviz_v16 a0 = b, a1 = b, a2 = b, a3 = b;
+            for (int k = 0; k < K; k++) {
+                cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
+                int ok = off[k];
+                a0 += s0[ok] * wv;
+                a1 += s1[ok] * wv;
+                a2 += s2[ok] * wv;
+                a3 += s3[ok] * wv;
+            }
+            if (relu) a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
+            *(cnnviz_v16u *)(o + f) = a0;
+            if (np > 1) *(cnnviz_v16u *)(o + F + f) = a1;
+            if (np > 2) *(cnnviz_v16u *)(o + 2 * F + f) = a2;
+            if (np > 3) *(cnnviz_v16u *)(o + 3 * F + f) = a3;
+        }
+        for (int q = 0; q < np; q++)
+            for (int g = f; g < F; g++) {
+                float acc = bias ? bias[g] : 0.0f;
+                for (int k = 0; k < K; k++) acc += s0[q * pstride + off[k]] * w[(size_t)k * F + g];
+                o[(size_t)q * F + g] = relu && acc < 0.0f ? 0.0f : acc;
+            }
+    }
+}
+
+/* One sample: interior runs of each output row in one call, windows over
+ * the padding one by one through a gathered copy. */
+static void direct_forward_sample(const conv2d_layer *c, const float *x, const float *w, const float *bias,
+                                  int relu, const int *interior, const int *identity, float *y) {
+    int lo, hi;
+    float gather[DIRECT_MAX_K];
+    interior_columns(c, &lo, &hi);
+    for (int oy = 0; oy < c->OH; oy++) {
+        int iy0 = oy * c->sh - c->pad_top;
+        int row_inside = iy0 >= 0 && iy0 + c->kh <= c->H;
+        float *yr = y + (size_t)oy * c->OW * c->F;
+        for (int ox = 0; ox < c->OW; ox++) {
+            if (row_inside && ox == lo && hi > lo) {
+                const float *src = x + ((size_t)iy0 * c->W + (lo * c->sw - c->pad_left)) * c->C;
+                direct_pixels(src, (size_t)c->sw * c->C, hi - lo, interior, c->K, w, c->F, bias, relu,
+                              yr + (size_t)lo * c->F);
+                ox = hi - 1;
+                continue;
+            }
+            gather_window(c, x, oy, ox, gather);
+            direct_pixels(gather, 0, 1, identity, c->K, w, c->F, bias, relu, yr + (size_t)ox * c->F);
+        }
+    }
+}
+
+/* Taps of one sample's windows as rows of Kp >= K floats (zeros past K),
+ * for the weight gradient's kernel to read without remainders. */
+static int padded_k(const conv2d_layer *c) { return (c->K + 3) / 4 * 4; }
+
+static void direct_columns(const conv2d_layer *c, const float *x, const int *interior, float *col) {
+    int Kp = padded_k(c);
     for (int oy = 0; oy < c->OH; oy++)
         for (int ox = 0; ox < c->OW; ox++) {
-            float *acc = out + ((size_t)oy * c->OW + ox) * F;
-            if (bias)
-                memcpy(acc, bias, (size_t)F * sizeof *acc);
-            else
-                memset(acc, 0, (size_t)F * sizeof *acc);
+            float *row = col + ((size_t)oy * c->OW + ox) * Kp;
             int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
-            for (int ky = 0; ky < c->kh; ky++) {
-                int iy = iy0 + ky;
-                if (iy < 0 || iy >= c->H) continue;
-                for (int kx = 0; kx < c->kw; kx++) {
-                    int ix = ix0 + kx;
-                    if (ix < 0 || ix >= c->W) continue;
-                    const float *xp = x + ((size_t)iy * c->W + ix) * c->C;
-                    const float *wp = w + ((size_t)ky * c->kw + kx) * c->C * F;
-                    for (int ch = 0; ch < c->C; ch++) {
-                        float v = xp[ch];
-                        const float *wr = wp + (size_t)ch * F;
-                        #pragma omp simd
-                        for (int f = 0; f < F; f++) acc[f] += v * wr[f];
-                    }
+            if (iy0 >= 0 && ix0 >= 0 && iy0 + c->kh <= c->H && ix0 + c->kw <= c->W) {
+                const float *src = x + ((size_t)iy0 * c->W + ix0) * c->C;
+                for (int k = 0; k < c->K; k++) row[k] = src[interior[k]];
+            } else {
+                gather_window(c, x, oy, ox, row);
+            }
+            for (int k = c->K; k < Kp; k++) row[k] = 0.0f;
+        }
+}
+
+/* dw (K, F) = col^T · dz and db (F) = column sums of dz over one sample's
+ * npix rows; overwritten. col rows are Kp (a multiple of 4) floats. Four
+ * taps by 32 filters at a time: eight independent FMA chains. */
+CNNVIZ_HOT
+static void direct_weight_grad(const float *restrict col, const float *restrict dz, const float *restrict y,
+                               int npix, int K, int Kp, int F, float *restrict dw, float *restrict db) {
+    /* y != NULL: dz is the gradient of a ReLU's output y, masked here
+     * rather than in a separate pass over memory */
+    const cnnviz_v16 zero = {0};
+    int f = 0;
+    for (; f + 32 <= F; f += 32)
+        for (int k0 = 0; k0 < Kp; k0 += 4) {
+            cnnviz_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+            const float *cp = col + k0, *dp = dz + f;
+            const float *yp = y ? y + f : NULL;
+            for (int p = 0; p < npix; p++, cp += Kp, dp += F) {
+                cnnviz_v16 d = *(const cnnviz_v16u *)dp, e = *(const cnnviz_v16u *)(dp + 16);
+                if (yp) {
+                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
+                    e = (cnnviz_v16)((cnnviz_v16i)e & (*(const cnnviz_v16u *)(yp + 16) > zero));
+                    yp += F;
                 }
+                a0 += cp[0] * d, b0 += cp[0] * e;
+                a1 += cp[1] * d, b1 += cp[1] * e;
+                a2 += cp[2] * d, b2 += cp[2] * e;
+                a3 += cp[3] * d, b3 += cp[3] * e;
+            }
+            cnnviz_v16 r[8] = {a0, b0, a1, b1, a2, b2, a3, b3};
+            for (int j = 0; j < 4 && k0 + j < K; j++) {
+                *(cnnviz_v16u *)(dw + (size_t)(k0 + j) * F + f) = r[2 * j];
+                *(cnnviz_v16u *)(dw + (size_t)(k0 + j) * F + f + 16) = r[2 * j + 1];
             }
         }
+    for (; f + 16 <= F; f += 16)
+        for (int k0 = 0; k0 < Kp; k0 += 4) {
+            cnnviz_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            const float *cp = col + k0, *dp = dz + f;
+            const float *yp = y ? y + f : NULL;
+            for (int p = 0; p < npix; p++, cp += Kp, dp += F) {
+                cnnviz_v16 d = *(const cnnviz_v16u *)dp;
+                if (yp) {
+                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
+                    yp += F;
+                }
+                a0 += cp[0] * d, a1 += cp[1] * d, a2 += cp[2] * d, a3 += cp[3] * d;
+            }
+            cnnviz_v16 r[4] = {a0, a1, a2, a3};
+            for (int j = 0; j < 4 && k0 + j < K; j++) *(cnnviz_v16u *)(dw + (size_t)(k0 + j) * F + f) = r[j];
+        }
+    for (; f < F; f++)
+        for (int k = 0; k < K; k++) {
+            float a = 0.0f;
+            for (int p = 0; p < npix; p++)
+                if (!y || y[(size_t)p * F + f] > 0.0f) a += col[(size_t)p * Kp + k] * dz[(size_t)p * F + f];
+            dw[(size_t)k * F + f] = a;
+        }
+    if (!db) return;
+    for (int g = 0; g < F; g++) db[g] = 0.0f;
+    for (int p = 0; p < npix; p++) {
+        const float *d = dz + (size_t)p * F, *yy = y ? y + (size_t)p * F : d;
+        #pragma omp simd
+        for (int g = 0; g < F; g++) db[g] += !y || yy[g] > 0.0f ? d[g] : 0.0f;
+    }
 }
 
 static void conv2d_forward_direct(const conv2d_layer *c, const float *in, float *out, int B) {
     const cnnviz_layer *l = &c->base;
     const float *bias = c->use_bias ? l->param[1].data : NULL;
-    #pragma omp parallel for schedule(static) num_threads(threads_for(B))
-    for (int b = 0; b < B; b++) {
-        float *y = out + (size_t)b * out_floats(c);
-        conv2d_direct_sample(c, in + (size_t)b * in_floats(c), l->param[0].data, bias, y);
-        cnnviz_activation_forward(l->activation, c->alpha, y, out_floats(c), c->F);
+    int relu = l->activation == CNNVIZ_ACT_RELU;
+    int interior[DIRECT_MAX_K], identity[DIRECT_MAX_K];
+    tap_tables(c, interior, identity);
+    #pragma omp parallel num_threads(threads_for(B))
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *y = out + (size_t)b * out_floats(c);
+            direct_forward_sample(c, in + (size_t)b * in_floats(c), l->param[0].data, bias, relu, interior, identity,
+                                  y);
+            if (!relu) cnnviz_activation_forward(l->activation, c->alpha, y, out_floats(c), c->F);
+        }
     }
+}
+
+/* --- the im2col + sgemm path ------------------------------------------- */
+
+static float *thread_block(const conv2d_layer *c, float *scratch, int B);
+
+/* y += x */
+CNNVIZ_HOT
+static void add_floats(float *restrict y, const float *restrict x, size_t n) {
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 static void conv2d_forward_gemm(const conv2d_layer *c, const float *in, float *out, int B, cnnviz_pass *p) {
     const cnnviz_layer *l = &c->base;
     int per = chunk_samples(c);
     int nchunks = (B + per - 1) / per;
-    size_t colps = col_floats_per_sample(c);
-    #pragma omp parallel for schedule(static) num_threads(threads_for(nchunks))
-    for (int ch = 0; ch < nchunks; ch++) {
-        int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
-        /* a training workspace keeps every chunk's columns for backward */
-        float *col = p->aux ? p->aux + (size_t)b0 * colps : p->scratch + (size_t)thread_id() * per * colps;
-        im2col(c, in + (size_t)b0 * in_floats(c), col, nb);
-        int rows = nb * c->OH * c->OW;
-        float *y = out + (size_t)b0 * out_floats(c);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c->F, c->K, 1.0f, col, c->K,
-                    l->param[0].data, c->F, 0.0f, y, c->F);
-        if (c->use_bias) cnnviz_add_bias_rows(y, l->param[1].data, (size_t)rows, c->F);
-        cnnviz_activation_forward(l->activation, c->alpha, y, (size_t)rows * c->F, c->F);
+    #pragma omp parallel num_threads(threads_for(nchunks))
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
+            float *col = thread_block(c, p->scratch, B);
+            im2col(c, in + (size_t)b0 * in_floats(c), col, nb);
+            int rows = nb * c->OH * c->OW;
+            float *y = out + (size_t)b0 * out_floats(c);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c->F, c->K, 1.0f, col, c->K,
+                        l->param[0].data, c->F, 0.0f, y, c->F);
+            cnnviz_bias_activation_rows(y, c->use_bias ? l->param[1].data : NULL, (size_t)rows, c->F, l->activation,
+                                        c->alpha);
+        }
     }
 }
 
@@ -203,67 +424,186 @@ static void conv2d_forward(const cnnviz_layer *l, const float *in, float *out, i
         conv2d_forward_gemm(c, in, out, B, p);
 }
 
-/* Backward scratch: dz (B*OH*OW*F), then the columns when aux does not keep
- * them (B*OH*OW*K), then one dcol chunk per thread. */
-static size_t conv2d_scratch_floats(const cnnviz_layer *l, int B) {
-    const conv2d_layer *c = (const conv2d_layer *)l;
-    size_t fwd = c->direct ? 0 : (size_t)thread_slots() * chunk_samples(c) * col_floats_per_sample(c);
-    size_t bwd = (size_t)B * out_floats(c) + (size_t)B * col_floats_per_sample(c) +
-                 (size_t)thread_slots() * chunk_samples(c) * col_floats_per_sample(c);
-    return fwd > bwd ? fwd : bwd;
+/* --- backward ----------------------------------------------------------- */
+
+/* Weight-gradient partitions of the sgemm path: a fixed split of the
+ * batch's chunks, each summed into its own partial kernel and the partials
+ * added in order, so the bits do not depend on the thread count. */
+static int weight_partitions(void) { return thread_slots() > 4 ? thread_slots() : 4; }
+
+/* Scratch, in floats: a shared region, then one block per thread.
+ *   direct: shared = dz (B, OH, OW, F) when ReLU's mask cannot be fused, and
+ *           per-sample partial kernels + biases; thread = the sample's taps.
+ *   sgemm:  shared = per-partition partial kernels and per-chunk partial
+ *           biases; thread = columns, dcol and dz of one chunk (forward
+ *           uses the columns only). */
+static size_t shared_floats(const conv2d_layer *c, int B) {
+    size_t kf = (size_t)c->K * c->F;
+    if (c->direct) return (size_t)B * out_floats(c) + (size_t)B * (kf + c->F);
+    int per = chunk_samples(c), nchunks = (B + per - 1) / per;
+    return (size_t)weight_partitions() * kf + (size_t)nchunks * c->F;
 }
 
-static size_t conv2d_aux_floats(const cnnviz_layer *l, int B, int training) {
+static size_t thread_floats(const conv2d_layer *c) {
+    if (c->direct) return (size_t)c->OH * c->OW * padded_k(c);
+    int per = chunk_samples(c);
+    return (size_t)per * (2 * col_floats_per_sample(c) + out_floats(c));
+}
+
+/* this thread's block; B must be the batch the shared region was laid out for */
+static float *thread_block(const conv2d_layer *c, float *scratch, int B) {
+    return scratch + shared_floats(c, B) + (size_t)thread_id() * thread_floats(c);
+}
+
+static size_t conv2d_scratch_floats(const cnnviz_layer *l, int B) {
     const conv2d_layer *c = (const conv2d_layer *)l;
-    return training && !c->direct ? (size_t)B * col_floats_per_sample(c) : 0;
+    return shared_floats(c, B) + (size_t)thread_slots() * thread_floats(c);
+}
+
+/* dx (H, W, C) of one sample from dz (OH, OW, F): each output pixel hands
+ * dz·W^T back to the inputs its window read. */
+CNNVIZ_HOT
+static void direct_input_grad(const conv2d_layer *c, const float *dz, const float *w, float *dx) {
+    int F = c->F, C = c->C;
+    memset(dx, 0, in_floats(c) * sizeof *dx);
+    for (int oy = 0; oy < c->OH; oy++)
+        for (int ox = 0; ox < c->OW; ox++) {
+            const float *d = dz + ((size_t)oy * c->OW + ox) * F;
+            for (int ky = 0; ky < c->kh; ky++) {
+                int iy = oy * c->sh - c->pad_top + ky;
+                if (iy < 0 || iy >= c->H) continue;
+                for (int kx = 0; kx < c->kw; kx++) {
+                    int ix = ox * c->sw - c->pad_left + kx;
+                    if (ix < 0 || ix >= c->W) continue;
+                    float *xp = dx + ((size_t)iy * c->W + ix) * C;
+                    const float *wp = w + ((size_t)ky * c->kw + kx) * C * F;
+                    for (int ch = 0; ch < C; ch++) {
+                        float s = 0.0f;
+                        for (int f = 0; f < F; f++) s += d[f] * wp[(size_t)ch * F + f];
+                        xp[ch] += s;
+                    }
+                }
+            }
+        }
+}
+
+static void conv2d_backward_direct(const conv2d_layer *c, const float *in, const float *out, const float *dout,
+                                   float *din, int B, cnnviz_pass *p) {
+    const cnnviz_layer *l = &c->base;
+    float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
+    float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
+    int npix = c->OH * c->OW, wg = gw != NULL;
+    size_t kf = (size_t)c->K * c->F;
+    float *dz_all = p->scratch, *partial = p->scratch + (size_t)B * out_floats(c);
+    int interior[DIRECT_MAX_K], identity[DIRECT_MAX_K];
+    tap_tables(c, interior, identity);
+    #pragma omp parallel num_threads(threads_for(B))
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            size_t o = (size_t)b * out_floats(c);
+            const float *dz = dout + o, *relu_y = NULL;
+            /* ReLU's mask goes into the weight-gradient kernel unless the input
+             * gradient needs dz too */
+            if (l->activation == CNNVIZ_ACT_RELU && !din) {
+                relu_y = out + o;
+            } else if (l->activation != CNNVIZ_ACT_LINEAR) {
+                cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dz_all + o, out_floats(c), c->F);
+                dz = dz_all + o;
+            }
+            if (wg) {
+                float *col = thread_block(c, p->scratch, B);
+                float *part = partial + (size_t)b * (kf + c->F);
+                direct_columns(c, in + (size_t)b * in_floats(c), interior, col);
+                direct_weight_grad(col, dz, relu_y, npix, c->K, padded_k(c), c->F, part,
+                                   c->use_bias ? part + kf : NULL);
+            }
+            if (din) direct_input_grad(c, dz, l->param[0].data, din + (size_t)b * in_floats(c));
+        }
+    }
+    if (!wg) return;
+    /* samples summed in order: the same bits for any thread count */
+    for (int b = 0; b < B; b++) {
+        const float *part = partial + (size_t)b * (kf + c->F);
+        add_floats(gw, part, kf);
+        if (gb) add_floats(gb, part + kf, (size_t)c->F);
+    }
+}
+
+/* Chunk by chunk, all in L2: dz = dout*act'(y); partial kernel += col^T·dz
+ * with the columns rebuilt from the input (cheaper than keeping a batch of
+ * them in memory); din = col2im(dz·W^T). */
+static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const float *out, const float *dout,
+                                 float *din, int B, cnnviz_pass *p) {
+    const cnnviz_layer *l = &c->base;
+    size_t colps = col_floats_per_sample(c), kf = (size_t)c->K * c->F;
+    int per = chunk_samples(c), nchunks = (B + per - 1) / per;
+    float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
+    float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
+    int wg = gw != NULL, bg = gb != NULL;
+    int act = l->activation != CNNVIZ_ACT_LINEAR;
+    /* a few chunks (a depth-first micro-batch, gradient ascent) go in order
+     * straight into the gradient: partitions would cost more than they save */
+    int parts = nchunks <= 4 ? 1 : weight_partitions();
+    float *pw = parts == 1 ? gw : p->scratch, *pb = p->scratch + (size_t)weight_partitions() * kf;
+    #pragma omp parallel num_threads(threads_for(parts))
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int j = 0; j < parts; j++) {
+            float *col = thread_block(c, p->scratch, B);
+            float *dcol = col + (size_t)per * colps;
+            float *dzbuf = dcol + (size_t)per * colps;
+            float *partial = wg ? pw + (size_t)j * kf : NULL;
+            int first = 1;
+            for (int ch = nchunks * j / parts; ch < nchunks * (j + 1) / parts; ch++) {
+                int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
+                int rows = nb * c->OH * c->OW;
+                size_t o = (size_t)b0 * out_floats(c);
+                const float *dz = dout + o;
+                if (act) {
+                    cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dzbuf, (size_t)rows * c->F,
+                                               c->F);
+                    dz = dzbuf;
+                }
+                if (bg) {
+                    memset(pb + (size_t)ch * c->F, 0, (size_t)c->F * sizeof *pb);
+                    cnnviz_bias_grad_rows(pb + (size_t)ch * c->F, dz, (size_t)rows, c->F);
+                }
+                if (wg) {
+                    im2col(c, in + (size_t)b0 * in_floats(c), col, nb);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->K, c->F, rows, 1.0f, col, c->K, dz, c->F,
+                                first && parts > 1 ? 0.0f : 1.0f, partial, c->F);
+                    first = 0;
+                }
+                if (din) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, c->K, c->F, 1.0f, dz, c->F,
+                                l->param[0].data, c->F, 0.0f, dcol, c->K);
+                    col2im(c, dcol, din + (size_t)b0 * in_floats(c), nb);
+                }
+            }
+            if (wg && first && parts > 1) memset(partial, 0, kf * sizeof *partial);
+        }
+    }
+    if (wg && parts > 1)
+        for (int j = 0; j < parts; j++) add_floats(gw, pw + (size_t)j * kf, kf);
+    if (bg)
+        for (int ch = 0; ch < nchunks; ch++) add_floats(gb, pb + (size_t)ch * c->F, (size_t)c->F);
 }
 
 static void conv2d_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
                             float *din, int B, cnnviz_pass *p) {
     const conv2d_layer *c = (const conv2d_layer *)l;
-    size_t M = (size_t)B * c->OH * c->OW;
-    size_t colps = col_floats_per_sample(c);
-    float *dz_buf = p->scratch;
-    float *col_buf = dz_buf + (size_t)B * out_floats(c);
-    float *dcol_buf = col_buf + (size_t)B * colps;
-    const float *dz = dout;
-    if (l->activation != CNNVIZ_ACT_LINEAR) {
-        cnnviz_activation_backward(l->activation, c->alpha, out, dout, dz_buf, M * c->F, c->F);
-        dz = dz_buf;
-    }
-    if (p->weight_grads) {
-        const float *col = p->aux;
-        if (!col) {
-            int per = chunk_samples(c), nchunks = (B + per - 1) / per;
-            #pragma omp parallel for schedule(static) num_threads(threads_for(nchunks))
-            for (int ch = 0; ch < nchunks; ch++) {
-                int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
-                im2col(c, in + (size_t)b0 * in_floats(c), col_buf + (size_t)b0 * colps, nb);
-            }
-            col = col_buf;
-        }
-        if (l->param[0].grad)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->K, c->F, (int)M, 1.0f, col, c->K, dz, c->F,
-                        1.0f, l->param[0].grad, c->F);
-        if (c->use_bias && l->param[1].grad) cnnviz_bias_grad_rows(l->param[1].grad, dz, M, c->F);
-    }
-    if (!din) return;
-    int per = chunk_samples(c), nchunks = (B + per - 1) / per;
-    #pragma omp parallel for schedule(static) num_threads(threads_for(nchunks))
-    for (int ch = 0; ch < nchunks; ch++) {
-        int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
-        int rows = nb * c->OH * c->OW;
-        float *dcol = dcol_buf + (size_t)thread_id() * per * colps;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, c->K, c->F, 1.0f,
-                    dz + (size_t)b0 * out_floats(c), c->F, l->param[0].data, c->F, 0.0f, dcol, c->K);
-        col2im(c, dcol, din + (size_t)b0 * in_floats(c), nb);
-    }
+    if (c->direct)
+        conv2d_backward_direct(c, in, out, dout, din, B, p);
+    else
+        conv2d_backward_gemm(c, in, out, dout, din, B, p);
 }
 
 static const cnnviz_layer_ops conv2d_ops = {
     .forward = conv2d_forward,
     .backward = conv2d_backward,
-    .aux_floats = conv2d_aux_floats,
     .scratch_floats = conv2d_scratch_floats,
 };
 

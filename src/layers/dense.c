@@ -21,34 +21,14 @@ static size_t dense_scratch_floats(const cnnviz_layer *l, int B) {
     return (size_t)dense_rows(d, B) * (size_t)d->units; /* dz in backward */
 }
 
-/* Add the bias to each row: a fixed order, independent of threads. */
-void cnnviz_add_bias_rows(float *y, const float *bias, size_t rows, int n) {
-    #pragma omp parallel for schedule(static) if (rows * (size_t)n >= 65536)
-    for (size_t r = 0; r < rows; r++) {
-        float *yr = y + r * (size_t)n;
-        #pragma omp simd
-        for (int j = 0; j < n; j++) yr[j] += bias[j];
-    }
-}
-
-/* db[j] += sum over rows of dz[r][j], rows in order (the same sum for any
- * thread count). */
-void cnnviz_bias_grad_rows(float *db, const float *dz, size_t rows, int n) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *z = dz + r * (size_t)n;
-        #pragma omp simd
-        for (int j = 0; j < n; j++) db[j] += z[j];
-    }
-}
-
 static void dense_forward(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p) {
     (void)p;
     const dense_layer *d = (const dense_layer *)l;
     int rows = dense_rows(d, B);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d->units, d->in_dim, 1.0f, in, d->in_dim,
                 l->param[0].data, d->units, 0.0f, out, d->units);
-    if (d->use_bias) cnnviz_add_bias_rows(out, l->param[1].data, (size_t)rows, d->units);
-    cnnviz_activation_forward(l->activation, d->alpha, out, (size_t)rows * d->units, d->units);
+    cnnviz_bias_activation_rows(out, d->use_bias ? l->param[1].data : NULL, (size_t)rows, d->units, l->activation,
+                                d->alpha);
 }
 
 static void dense_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
@@ -65,10 +45,11 @@ static void dense_backward(const cnnviz_layer *l, const float *in, const float *
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d->in_dim, d->units, 1.0f, dz, d->units,
                     l->param[0].data, d->units, 0.0f, din, d->in_dim);
     if (!p->weight_grads) return;
-    if (l->param[0].grad)
+    float *gw = cnnviz_param_grad(&l->param[0], p), *gb = d->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
+    if (gw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->in_dim, d->units, rows, 1.0f, in, d->in_dim, dz,
-                    d->units, 1.0f, l->param[0].grad, d->units);
-    if (d->use_bias && l->param[1].grad) cnnviz_bias_grad_rows(l->param[1].grad, dz, (size_t)rows, d->units);
+                    d->units, 1.0f, gw, d->units);
+    if (gb) cnnviz_bias_grad_rows(gb, dz, (size_t)rows, d->units);
 }
 
 static const cnnviz_layer_ops dense_ops = {

@@ -23,7 +23,32 @@ void cnnviz_window_geometry(int in, int k, int s, cnnviz_padding pad, int *out, 
  * Conv2D/Dense (keras.activations.leaky_relu: 0.2, elu: 1.0). */
 float cnnviz_fused_activation_alpha(cnnviz_activation a);
 
-/* y[r][j] += bias[j] for rows r (Conv2D/Dense) */
-void cnnviz_add_bias_rows(float *y, const float *bias, size_t rows, int n);
-/* db[j] += sum_r dz[r][j], rows summed in order so any thread count gives the same bits */
+/* Hot loops are compiled for AVX-512 and AVX2+FMA as well as the baseline,
+ * and the loader picks one at start-up (GCC function multiversioning), so
+ * a portable -O2 build still runs wide vectors. The same machine always
+ * picks the same version, so results stay bit-identical run to run. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNVIZ_NO_CLONES)
+#define CNNVIZ_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CNNVIZ_HOT
+#endif
+
+/* Keep short copy loops as loops (GCC would call memcpy for each). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNNVIZ_NO_MEMCPY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CNNVIZ_NO_MEMCPY_CALLS
+#endif
+
+/* 16 floats, GCC vector extension (one AVX-512 register, two AVX2 ones);
+ * the unaligned type loads and stores anywhere. */
+typedef float cnnviz_v16 __attribute__((vector_size(64)));
+typedef float cnnviz_v16u __attribute__((vector_size(64), aligned(4)));
+typedef int cnnviz_v16i __attribute__((vector_size(64)));
+
+/* y = act(y + bias) over rows of n, in one pass for relu/linear (bias may
+ * be NULL). Serial: callers run it on their own share of the rows. */
+void cnnviz_bias_activation_rows(float *y, const float *bias, size_t rows, int n, cnnviz_activation act,
+                                 float alpha);
+/* db[j] += sum_r dz[r][j], rows summed in order. Serial. */
 void cnnviz_bias_grad_rows(float *db, const float *dz, size_t rows, int n);

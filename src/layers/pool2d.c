@@ -27,7 +27,8 @@ static void pool_window(const pool2d_layer *q, int oy, int ox, int *y0, int *y1,
     *x1 = xs + q->pw > q->W ? q->W : xs + q->pw;
 }
 
-static void pool_forward_sample(const pool2d_layer *q, const float *x, float *y) {
+CNNVIZ_HOT
+static void pool_forward_sample(const pool2d_layer *q, const float *restrict x, float *restrict y) {
     int C = q->C;
     for (int oy = 0; oy < q->OH; oy++)
         for (int ox = 0; ox < q->OW; ox++) {
@@ -57,8 +58,12 @@ static void pool_forward_sample(const pool2d_layer *q, const float *x, float *y)
         }
 }
 
-static void pool_backward_sample(const pool2d_layer *q, const float *x, const float *y, const float *dy,
-                                 float *dx) {
+/* channels handled at once in max backward (a stack buffer of pending gradients) */
+#define MAX_BLOCK 64
+
+CNNVIZ_HOT
+static void pool_backward_sample(const pool2d_layer *q, const float *restrict x, const float *restrict y,
+                                 const float *restrict dy, float *restrict dx) {
     int C = q->C;
     memset(dx, 0, (size_t)q->H * q->W * C * sizeof *dx);
     for (int oy = 0; oy < q->OH; oy++)
@@ -67,20 +72,26 @@ static void pool_backward_sample(const pool2d_layer *q, const float *x, const fl
             pool_window(q, oy, ox, &y0, &y1, &x0, &x1);
             size_t o = ((size_t)oy * q->OW + ox) * C;
             if (q->is_max) {
-                for (int c = 0; c < C; c++) {
-                    /* the first input equal to the output is the one forward picked */
-                    float m = y[o + c];
-                    size_t at = ((size_t)y0 * q->W + x0) * C + c;
+                /* the first input equal to the output, in row-major window
+                 * order, is the one forward picked: it takes the gradient
+                 * and later ties get nothing */
+                for (int c0 = 0; c0 < C; c0 += MAX_BLOCK) {
+                    int nc = C - c0 < MAX_BLOCK ? C - c0 : MAX_BLOCK;
+                    float g[MAX_BLOCK];
+                    const float *m = y + o + c0;
+                    memcpy(g, dy + o + c0, (size_t)nc * sizeof *g);
                     for (int iy = y0; iy < y1; iy++)
                         for (int ix = x0; ix < x1; ix++) {
-                            size_t i = ((size_t)iy * q->W + ix) * C + c;
-                            if (x[i] == m) {
-                                at = i;
-                                goto found;
+                            size_t i = ((size_t)iy * q->W + ix) * C + c0;
+                            const float *restrict v = x + i;
+                            float *restrict d = dx + i;
+                            #pragma omp simd
+                            for (int c = 0; c < nc; c++) {
+                                int hit = v[c] == m[c];
+                                d[c] += hit ? g[c] : 0.0f;
+                                g[c] = hit ? 0.0f : g[c];
                             }
                         }
-                found:
-                    dx[at] += dy[o + c];
                 }
             } else {
                 float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
@@ -94,12 +105,88 @@ static void pool_backward_sample(const pool2d_layer *q, const float *x, const fl
         }
 }
 
+/* Max pooling with C a multiple of 16, sixteen channels per vector. */
+CNNVIZ_HOT
+static void maxpool_forward_v16(const pool2d_layer *q, const float *restrict x, float *restrict y) {
+    int C = q->C;
+    for (int oy = 0; oy < q->OH; oy++)
+        for (int ox = 0; ox < q->OW; ox++) {
+            int y0, y1, x0, x1;
+            pool_window(q, oy, ox, &y0, &y1, &x0, &x1);
+            float *o = y + ((size_t)oy * q->OW + ox) * C;
+            for (int c = 0; c < C; c += 16) {
+                const float *v = x + ((size_t)y0 * q->W + x0) * C + c;
+                cnnviz_v16 m = *(const cnnviz_v16u *)v;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        cnnviz_v16 u = *(const cnnviz_v16u *)(x + ((size_t)iy * q->W + ix) * C + c);
+                        cnnviz_v16i gt = u > m;
+                        m = (cnnviz_v16)(((cnnviz_v16i)u & gt) | ((cnnviz_v16i)m & ~gt));
+                    }
+                *(cnnviz_v16u *)(o + c) = m;
+            }
+        }
+}
+
+/* Windows that tile the input (stride = pool) cover each input pixel at
+ * most once, so backward writes instead of accumulating and zeroes only
+ * what no window covers: the rows and columns a floor leaves out. */
+static int tiles(const pool2d_layer *q) { return q->sh == q->ph && q->sw == q->pw; }
+
+CNNVIZ_HOT
+static void maxpool_backward_v16(const pool2d_layer *q, const float *restrict x, const float *restrict y,
+                                 const float *restrict dy, float *restrict dx) {
+    int C = q->C;
+    const cnnviz_v16i none = {0};
+    if (tiles(q)) {
+        int y1, x1, dummy;
+        pool_window(q, q->OH - 1, q->OW - 1, &dummy, &y1, &dummy, &x1);
+        for (int iy = 0; iy < q->H; iy++) {
+            size_t row = (size_t)iy * q->W * C;
+            if (iy >= y1)
+                memset(dx + row, 0, (size_t)q->W * C * sizeof *dx);
+            else if (x1 < q->W)
+                memset(dx + row + (size_t)x1 * C, 0, (size_t)(q->W - x1) * C * sizeof *dx);
+        }
+    } else {
+        memset(dx, 0, (size_t)q->H * q->W * C * sizeof *dx);
+    }
+    for (int oy = 0; oy < q->OH; oy++)
+        for (int ox = 0; ox < q->OW; ox++) {
+            int y0, y1, x0, x1;
+            pool_window(q, oy, ox, &y0, &y1, &x0, &x1);
+            size_t o = ((size_t)oy * q->OW + ox) * C;
+            for (int c = 0; c < C; c += 16) {
+                cnnviz_v16 m = *(const cnnviz_v16u *)(y + o + c);
+                cnnviz_v16 g = *(const cnnviz_v16u *)(dy + o + c);
+                cnnviz_v16i pending = ~none;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        size_t i = ((size_t)iy * q->W + ix) * C + c;
+                        cnnviz_v16i hit = (*(const cnnviz_v16u *)(x + i) == m) & pending;
+                        cnnviz_v16 add = (cnnviz_v16)((cnnviz_v16i)g & hit);
+                        if (tiles(q))
+                            *(cnnviz_v16u *)(dx + i) = add;
+                        else
+                            *(cnnviz_v16u *)(dx + i) += add;
+                        pending &= ~hit;
+                    }
+            }
+        }
+}
+
 static void pool2d_forward(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p) {
     (void)p;
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
+    int v16 = q->is_max && q->C % 16 == 0;
     #pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++) pool_forward_sample(q, in + b * isz, out + b * osz);
+    for (int b = 0; b < B; b++) {
+        if (v16)
+            maxpool_forward_v16(q, in + b * isz, out + b * osz);
+        else
+            pool_forward_sample(q, in + b * isz, out + b * osz);
+    }
 }
 
 static void pool2d_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
@@ -107,8 +194,14 @@ static void pool2d_backward(const cnnviz_layer *l, const float *in, const float 
     (void)p;
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
+    int v16 = q->is_max && q->C % 16 == 0;
     #pragma omp parallel for schedule(static) if (B > 1)
-    for (int b = 0; b < B; b++) pool_backward_sample(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz);
+    for (int b = 0; b < B; b++) {
+        if (v16)
+            maxpool_backward_v16(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz);
+        else
+            pool_backward_sample(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz);
+    }
 }
 
 static const cnnviz_layer_ops pool2d_ops = {
