@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bad input gets one line "cnnviz: FILE: problem", exit 1 (2 for usage), and no output file.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/bad
 K=$SHARED/data/keras
 D=$SHARED/data/digits

@@ -2,7 +2,7 @@
 # cnnviz filters refuses bad requests with one line, exit 2 for usage (1 for a
 # runtime problem such as an unknown layer or a missing file), and writes no
 # file at all.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/tfk2_15_cnn.h5
 # In-C32-P-C64-C64-P-F-D100-D10: 0 conv2d_5, 3 conv2d_7, 5 flatten_5, 6 dense_10
 M=$SHARED/data/keras/tfk2_15_cnn.h5

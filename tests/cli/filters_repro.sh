@@ -2,7 +2,7 @@
 # cnnviz filters: the same seed gives byte-identical PNG and dump (also with
 # another thread count), another seed other patterns; --json, the dump and
 # the snapshot strip hold what the help promises.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/tfk2_15_cnn.h5
 M=$SHARED/data/keras/tfk2_15_cnn.h5
 PY=/usr/bin/python3

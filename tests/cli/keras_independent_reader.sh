@@ -6,7 +6,7 @@
 # layers_img0 (made by a different numpy reader) to 2e-6 relative (both are
 # float64; the C code gets 1e-5 in check_keras).
 # Skipped (77) without /usr/bin/python3 + numpy + h5py or the shared data.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/MANIFEST.md
 PY=/usr/bin/python3
 if ! [ -x "$PY" ] || ! "$PY" -c 'import numpy, h5py' 2>/dev/null; then

@@ -3,7 +3,7 @@
 # its whole test set and agrees with the independent reader's expected/ files:
 # accuracy within 0.02%, predictions on >= 9,998 of 10,000 images, the first
 # 100 images' probabilities within 1e-5.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/MANIFEST.md
 need_shared data/mnist/t10k-images-idx3-ubyte.gz
 K=$SHARED/data/keras

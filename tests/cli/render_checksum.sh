@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cnnviz checksum: SHA-256 over (be32 width, be32 height, RGBA8 pixels),
 # the same for the same pixels whatever the PNG encoding; --json fields.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 cd "$TMP" || exit 1
 # a 2x1 RGB PNG written by hand: red, blue (zlib stored block, filter 0)
 /usr/bin/python3 - <<'PY' 2>/dev/null || true

@@ -2,7 +2,7 @@
 # The committed colormap tables (src/render/colormaps.c) are what
 # tools/gen_colormaps.py makes from the installed matplotlib, entry for entry,
 # and each colormap renders (a figure per --cmap, different pixels each).
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 if ! /usr/bin/python3 -c 'import matplotlib, numpy' 2>/dev/null; then
   echo "SKIP: python3-matplotlib not installed"; exit 77
 fi

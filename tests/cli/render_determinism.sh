@@ -2,7 +2,7 @@
 # The same command gives byte-identical PNG, SVG and PDF files, run after run
 # and for --threads 1 and --threads 2; PDFs carry no creation date and PNGs
 # carry their provenance.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/tfk2_15_cnn.h5
 need_shared data/mnist/t10k-images-idx3-ubyte.gz
 M=$SHARED/data/keras/tfk2_15_cnn.h5

@@ -3,7 +3,7 @@
 # each dataset in the layer's own shape, equal to each other and to the
 # independent float64 reference outputs for MNIST test image 0 (the
 # input too, as the model took it).
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/tfk2_15_cnn.h5
 need_shared data/keras/expected/tfk2_15_cnn/layers_img0
 need_shared data/mnist/t10k-images-idx3-ubyte.gz

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad input to the figure commands: one line "cnnviz: FILE: problem", exit 1
 # (2 for usage errors), and no file left behind, partial or temporary.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/tfk2_15_cnn.h5
 need_shared data/mnist/t10k-images-idx3-ubyte.gz
 M=$SHARED/data/keras/tfk2_15_cnn.h5

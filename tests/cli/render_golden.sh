@@ -3,7 +3,7 @@
 # check them: `cnnviz checksum` of each figure against tests/golden/cli.sha256,
 # with the reference PNGs beside it to look at when one differs.
 # CNNVIZ_UPDATE_GOLDEN=1 rewrites the list and the PNGs (look at them first).
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/keras/tfk2_15_cnn.h5
 need_shared data/mnist/t10k-images-idx3-ubyte.gz
 M=$SHARED/data/keras/tfk2_15_cnn.h5

@@ -2,7 +2,7 @@
 # cnnviz train: a tiny run trains, saves a model that cnnviz and an
 # independent h5py reader load with the same predictions, records its
 # history/optimizer/seed/arch, and repeats bit-for-bit with the same seed.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/mnist/train-images-idx3-ubyte.gz
 MNIST=$SHARED/data/mnist
 ARCH=C8k3-P2-F-D16-D10

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cnnviz train on bad input: one clear line, exit 1 (2 for usage), and no
 # partial model file; a NaN loss keeps the last good epoch.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/lib.bash"
 need_shared data/mnist/train-images-idx3-ubyte.gz
 MNIST=$SHARED/data/mnist
 small=(--data "$MNIST" --arch C4k3-P2-F-D10 --limit 256 --batch 64 --threads 1 --validation none)

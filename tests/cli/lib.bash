@@ -1,4 +1,4 @@
-# Sourced by the CLI tests: paths, a scratch folder, and small assertions.
+# tests/cli/lib.bash, sourced by the CLI tests (not a test itself): paths, a scratch folder, and small assertions.
 # CTest sets CNNVIZ (the binary), CNNVIZ_SOURCE_DIR and CNNVIZ_SHARED_DEFAULT.
 set -u
 : "${CNNVIZ:?run through ctest (CNNVIZ is the cnnviz binary)}"
