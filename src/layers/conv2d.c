@@ -12,7 +12,12 @@
  *    region). Backward rebuilds a chunk's columns instead of keeping the
  *    batch's (they would not stay in cache), accumulates the kernel
  *    gradient into one of a fixed set of partitions and hands din back
- *    through col2im(dz·W^T).
+ *    through col2im(dz·W^T). A chunk whose dz is mostly zeros (ReLU and
+ *    max pooling after the layer) skips them instead: both gradients are
+ *    summed over the nonzero dz only, reading the windows straight from
+ *    the input where no window hangs over the padding.
+ * The direct path's input gradient (stride 1) is gathered per input pixel,
+ * four pixels at a time, rather than scattered per output pixel.
  * Chunking depends on the layer's geometry only, never on the thread count,
  * so results are bit-identical for any number of threads. */
 #include <cblas.h>
@@ -309,6 +314,36 @@ static void direct_weight_grad(const float *restrict col, const float *restrict 
      * rather than in a separate pass over memory */
     const cnnviz_v16 zero = {0};
     int f = 0;
+    /* Kp = 12 (a 3x3 kernel on one channel): all twelve taps by 32 filters
+     * in one pass, so dz and the mask are read once, not three times */
+    if (Kp == 12)
+        for (; f + 32 <= F; f += 32) {
+            cnnviz_v16 a[12], b[12], sd = zero, se = zero;
+            #pragma GCC unroll 12
+            for (int j = 0; j < 12; j++) a[j] = zero, b[j] = zero;
+            const float *cp = col, *dp = dz + f;
+            const float *yp = y ? y + f : NULL;
+            for (int p = 0; p < npix; p++, cp += 12, dp += F) {
+                cnnviz_v16 d = *(const cnnviz_v16u *)dp, e = *(const cnnviz_v16u *)(dp + 16);
+                if (yp) {
+                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
+                    e = (cnnviz_v16)((cnnviz_v16i)e & (*(const cnnviz_v16u *)(yp + 16) > zero));
+                    yp += F;
+                }
+                #pragma GCC unroll 12
+                for (int j = 0; j < 12; j++) a[j] += cp[j] * d, b[j] += cp[j] * e;
+                sd += d, se += e;
+            }
+            /* the bias gradient too, summed in the same pixel order */
+            if (db) *(cnnviz_v16u *)(db + f) = sd, *(cnnviz_v16u *)(db + f + 16) = se;
+            #pragma GCC unroll 12
+            for (int j = 0; j < 12; j++)
+                if (j < K) {
+                    *(cnnviz_v16u *)(dw + (size_t)j * F + f) = a[j];
+                    *(cnnviz_v16u *)(dw + (size_t)j * F + f + 16) = b[j];
+                }
+        }
+    int fdb = f; /* db[0, fdb) is done */
     for (; f + 32 <= F; f += 32)
         for (int k0 = 0; k0 < Kp; k0 += 4) {
             cnnviz_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
@@ -355,12 +390,58 @@ static void direct_weight_grad(const float *restrict col, const float *restrict 
                 if (!y || y[(size_t)p * F + f] > 0.0f) a += col[(size_t)p * Kp + k] * dz[(size_t)p * F + f];
             dw[(size_t)k * F + f] = a;
         }
-    if (!db) return;
-    for (int g = 0; g < F; g++) db[g] = 0.0f;
+    if (!db || fdb == F) return;
+    for (int g = fdb; g < F; g++) db[g] = 0.0f;
     for (int p = 0; p < npix; p++) {
         const float *d = dz + (size_t)p * F, *yy = y ? y + (size_t)p * F : d;
         #pragma omp simd
-        for (int g = 0; g < F; g++) db[g] += !y || yy[g] > 0.0f ? d[g] : 0.0f;
+        for (int g = fdb; g < F; g++) db[g] += !y || yy[g] > 0.0f ? d[g] : 0.0f;
+    }
+}
+
+/* direct_weight_grad for a 3x3 kernel on one channel (K = 9, F a multiple
+ * of 32) whose windows all lie inside the input: the taps are read
+ * straight from the input (interior table), no columns built. The same
+ * sums in the same order as direct_columns + direct_weight_grad. */
+static int direct_weight_grad9_ok(const conv2d_layer *c) {
+    return c->K == 9 && c->F % 32 == 0 && c->pad_top == 0 && c->pad_left == 0 &&
+           (c->OH - 1) * c->sh + c->kh <= c->H && (c->OW - 1) * c->sw + c->kw <= c->W;
+}
+
+CNNVIZ_HOT
+static void direct_weight_grad9(const conv2d_layer *c, const float *restrict x, const int *restrict interior,
+                                const float *restrict dz, const float *restrict y, float *restrict dw,
+                                float *restrict db) {
+    const cnnviz_v16 zero = {0};
+    int F = c->F;
+    int off[9];
+    for (int j = 0; j < 9; j++) off[j] = interior[j];
+    for (int f = 0; f + 32 <= F; f += 32) {
+        cnnviz_v16 a[9], b[9], sd = zero, se = zero;
+        #pragma GCC unroll 9
+        for (int j = 0; j < 9; j++) a[j] = zero, b[j] = zero;
+        const float *dp = dz + f, *yp = y ? y + f : NULL;
+        for (int oy = 0; oy < c->OH; oy++) {
+            const float *xr = x + (size_t)oy * c->sh * c->W * c->C;
+            for (int ox = 0; ox < c->OW; ox++, dp += F) {
+                const float *cp = xr + (size_t)ox * c->sw * c->C;
+                cnnviz_v16 d = *(const cnnviz_v16u *)dp, e = *(const cnnviz_v16u *)(dp + 16);
+                if (yp) {
+                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
+                    e = (cnnviz_v16)((cnnviz_v16i)e & (*(const cnnviz_v16u *)(yp + 16) > zero));
+                    yp += F;
+                }
+                #pragma GCC unroll 9
+                for (int j = 0; j < 9; j++) a[j] += cp[off[j]] * d, b[j] += cp[off[j]] * e;
+                sd += d, se += e;
+            }
+        }
+        #pragma GCC unroll 9
+        for (int j = 0; j < 9; j++) {
+            *(cnnviz_v16u *)(dw + (size_t)j * F + f) = a[j];
+            *(cnnviz_v16u *)(dw + (size_t)j * F + f + 16) = b[j];
+        }
+        if (db) *(cnnviz_v16u *)(db + f) = sd, *(cnnviz_v16u *)(db + f + 16) = se;
     }
 }
 
@@ -461,9 +542,10 @@ static size_t conv2d_scratch_floats(const cnnviz_layer *l, int B) {
 }
 
 /* dx (H, W, C) of one sample from dz (OH, OW, F): each output pixel hands
- * dz·W^T back to the inputs its window read. */
+ * dz·W^T back to the inputs its window read. Any stride; the stride-1 case
+ * goes through direct_input_grad_s1. */
 CNNVIZ_HOT
-static void direct_input_grad(const conv2d_layer *c, const float *dz, const float *w, float *dx) {
+static void direct_input_grad_any(const conv2d_layer *c, const float *dz, const float *w, float *dx) {
     int F = c->F, C = c->C;
     memset(dx, 0, in_floats(c) * sizeof *dx);
     for (int oy = 0; oy < c->OH; oy++)
@@ -485,6 +567,111 @@ static void direct_input_grad(const conv2d_layer *c, const float *dz, const floa
                 }
             }
         }
+}
+
+/* the sum of a vector's lanes, in a fixed tree order */
+static inline float hsum16(cnnviz_v16 v) {
+    v += __builtin_shuffle(v, (cnnviz_v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (cnnviz_v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+    v += __builtin_shuffle(v, (cnnviz_v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+    v += __builtin_shuffle(v, (cnnviz_v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    return v[0];
+}
+
+/* Stride 1, gathered rather than scattered: each input value is the sum,
+ * over the taps whose output pixel exists, of dz(that pixel)·W(tap, ch).
+ * No memset, no read-modify-write; four neighbouring input pixels at a
+ * time where every tap exists (eight FMA chains), one by one at the border.
+ * The order of the sums is fixed per sample, whatever the thread count. */
+CNNVIZ_HOT
+static void direct_input_grad_s1(const conv2d_layer *c, const float *restrict dz, const float *restrict w,
+                                 float *restrict dx) {
+    int F = c->F, C = c->C, OH = c->OH, OW = c->OW, kh = c->kh, kw = c->kw, T = kh * kw;
+    int pt = c->pad_top, pl = c->pad_left;
+    const cnnviz_v16 zero = {0};
+    /* a tap t = (ky, kx) reads dz at (oy, ox) = (iy + pt - ky, ix + pl - kx) */
+    ptrdiff_t doff[DIRECT_MAX_K];
+    for (int ky = 0, t = 0; ky < kh; ky++)
+        for (int kx = 0; kx < kw; kx++, t++) doff[t] = -((ptrdiff_t)ky * OW + kx) * F;
+    /* input pixels whose every tap has an output pixel: [y0, y1) x [x0, x1) */
+    int y0 = kh - 1 - pt, y1 = OH - pt, x0 = kw - 1 - pl, x1 = OW - pl;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y1 > c->H) y1 = c->H;
+    if (x1 > c->W) x1 = c->W;
+    for (int iy = 0; iy < c->H; iy++) {
+        int row_inside = iy >= y0 && iy < y1;
+        for (int ix = 0; ix < c->W;) {
+            float *xp = dx + ((size_t)iy * c->W + ix) * C;
+            if (row_inside && ix >= x0 && ix + 4 <= x1) {
+                const float *d0 = dz + ((ptrdiff_t)(iy + pt) * OW + (ix + pl)) * F;
+                for (int ch = 0; ch < C; ch++) {
+                    cnnviz_v16 a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero,
+                               b3 = zero;
+                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+                    for (int t = 0; t < T; t++) {
+                        const float *d = d0 + doff[t], *wp = w + ((size_t)t * C + ch) * F;
+                        int f = 0;
+                        for (; f + 32 <= F; f += 32) {
+                            cnnviz_v16 wv = *(const cnnviz_v16u *)(wp + f), wu = *(const cnnviz_v16u *)(wp + f + 16);
+                            a0 += *(const cnnviz_v16u *)(d + f) * wv, b0 += *(const cnnviz_v16u *)(d + f + 16) * wu;
+                            a1 += *(const cnnviz_v16u *)(d + F + f) * wv,
+                                b1 += *(const cnnviz_v16u *)(d + F + f + 16) * wu;
+                            a2 += *(const cnnviz_v16u *)(d + 2 * F + f) * wv,
+                                b2 += *(const cnnviz_v16u *)(d + 2 * F + f + 16) * wu;
+                            a3 += *(const cnnviz_v16u *)(d + 3 * F + f) * wv,
+                                b3 += *(const cnnviz_v16u *)(d + 3 * F + f + 16) * wu;
+                        }
+                        for (; f + 16 <= F; f += 16) {
+                            cnnviz_v16 wv = *(const cnnviz_v16u *)(wp + f);
+                            a0 += *(const cnnviz_v16u *)(d + f) * wv;
+                            a1 += *(const cnnviz_v16u *)(d + F + f) * wv;
+                            a2 += *(const cnnviz_v16u *)(d + 2 * F + f) * wv;
+                            a3 += *(const cnnviz_v16u *)(d + 3 * F + f) * wv;
+                        }
+                        for (; f < F; f++) {
+                            s0 += d[f] * wp[f];
+                            s1 += d[F + f] * wp[f];
+                            s2 += d[2 * F + f] * wp[f];
+                            s3 += d[3 * F + f] * wp[f];
+                        }
+                    }
+                    xp[ch] = hsum16(a0 + b0) + s0;
+                    xp[C + ch] = hsum16(a1 + b1) + s1;
+                    xp[2 * C + ch] = hsum16(a2 + b2) + s2;
+                    xp[3 * C + ch] = hsum16(a3 + b3) + s3;
+                }
+                ix += 4;
+                continue;
+            }
+            for (int ch = 0; ch < C; ch++) {
+                cnnviz_v16 a = zero, b = zero;
+                float s = 0.0f;
+                for (int ky = 0, t = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++, t++) {
+                        int oy = iy + pt - ky, ox = ix + pl - kx;
+                        if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
+                        const float *d = dz + ((size_t)oy * OW + ox) * F, *wp = w + ((size_t)t * C + ch) * F;
+                        int f = 0;
+                        for (; f + 32 <= F; f += 32) {
+                            a += *(const cnnviz_v16u *)(d + f) * *(const cnnviz_v16u *)(wp + f);
+                            b += *(const cnnviz_v16u *)(d + f + 16) * *(const cnnviz_v16u *)(wp + f + 16);
+                        }
+                        for (; f + 16 <= F; f += 16) a += *(const cnnviz_v16u *)(d + f) * *(const cnnviz_v16u *)(wp + f);
+                        for (; f < F; f++) s += d[f] * wp[f];
+                    }
+                xp[ch] = hsum16(a + b) + s;
+            }
+            ix++;
+        }
+    }
+}
+
+static void direct_input_grad(const conv2d_layer *c, const float *dz, const float *w, float *dx) {
+    if (c->sh == 1 && c->sw == 1)
+        direct_input_grad_s1(c, dz, w, dx);
+    else
+        direct_input_grad_any(c, dz, w, dx);
 }
 
 static void conv2d_backward_direct(const conv2d_layer *c, const float *in, const float *out, const float *dout,
@@ -515,9 +702,14 @@ static void conv2d_backward_direct(const conv2d_layer *c, const float *in, const
             if (wg) {
                 float *col = thread_block(c, p->scratch, B);
                 float *part = partial + (size_t)b * (kf + c->F);
-                direct_columns(c, in + (size_t)b * in_floats(c), interior, col);
-                direct_weight_grad(col, dz, relu_y, npix, c->K, padded_k(c), c->F, part,
-                                   c->use_bias ? part + kf : NULL);
+                if (direct_weight_grad9_ok(c)) {
+                    direct_weight_grad9(c, in + (size_t)b * in_floats(c), interior, dz, relu_y, part,
+                                        c->use_bias ? part + kf : NULL);
+                } else {
+                    direct_columns(c, in + (size_t)b * in_floats(c), interior, col);
+                    direct_weight_grad(col, dz, relu_y, npix, c->K, padded_k(c), c->F, part,
+                                       c->use_bias ? part + kf : NULL);
+                }
             }
             if (din) direct_input_grad(c, dz, l->param[0].data, din + (size_t)b * in_floats(c));
         }
@@ -528,6 +720,271 @@ static void conv2d_backward_direct(const conv2d_layer *c, const float *in, const
         const float *part = partial + (size_t)b * (kf + c->F);
         add_floats(gw, part, kf);
         if (gb) add_floats(gb, part + kf, (size_t)c->F);
+    }
+}
+
+/* dz's share of nonzeros up to which backward skips the zeros (the
+ * sparse_* kernels) instead of running col^T·dz and dz·W^T as sgemms.
+ * Behind a ReLU and a 2x2 max pooling at most one value in four is
+ * nonzero (about one in six on the seed net), where the sparse kernels
+ * take half the sgemms' time; their time grows with the density and meets
+ * the sgemms' near one in four. A dense dz keeps the sgemms. The choice
+ * depends on the data only, never on the thread count. */
+#ifndef SPARSE_MAX_DENSITY
+#define SPARSE_MAX_DENSITY 0.25
+#endif
+
+CNNVIZ_HOT
+static size_t count_nonzero(const float *restrict x, size_t n) {
+    size_t nz = 0;
+    #pragma omp simd reduction(+ : nz)
+    for (size_t i = 0; i < n; i++) nz += x[i] != 0.0f;
+    return nz;
+}
+
+/* wt (F, K) = W^T from the HWIO kernel, viewed as (K, F) */
+static void transpose_kernel(const float *restrict w, int K, int F, float *restrict wt) {
+    for (int k = 0; k < K; k++)
+        for (int f = 0; f < F; f++) wt[(size_t)f * K + k] = w[(size_t)k * F + f];
+}
+
+/* din (nb, H, W, C) = col2im(dz·W^T), one output pixel at a time, each
+ * pixel's row of dz·W^T summed over the pixel's nonzero dz only (in filter
+ * order) and handed back to the inputs its window read. wt is W^T (F, K);
+ * row is K floats of scratch; nzf/nzv hold F entries. */
+CNNVIZ_HOT
+static void sparse_input_grad(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
+                              float *restrict din, int nb, float *restrict row, int *restrict nzf,
+                              float *restrict nzv) {
+    int C = c->C, kw = c->kw, K = c->K, F = c->F;
+    const cnnviz_v16 zero = {0};
+    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
+    for (int b = 0; b < nb; b++) {
+        float *dx = din + (size_t)b * in_floats(c);
+        for (int oy = 0; oy < c->OH; oy++)
+            for (int ox = 0; ox < c->OW; ox++) {
+                const float *d = dz + (((size_t)b * c->OH + oy) * c->OW + ox) * F;
+                int n = 0;
+                /* branch-free: which values are nonzero is as good as random */
+                for (int f = 0; f < F; f++) nzf[n] = f, nzv[n] = d[f], n += d[f] != 0.0f;
+                if (!n) continue;
+                int k = 0;
+                for (; k + 144 <= K; k += 144) {
+                    cnnviz_v16 a[9];
+                    #pragma GCC unroll 9
+                    for (int i = 0; i < 9; i++) a[i] = zero;
+                    for (int j = 0; j < n; j++) {
+                        const float *wr = wt + (size_t)nzf[j] * K + k;
+                        float v = nzv[j];
+                        #pragma GCC unroll 9
+                        for (int i = 0; i < 9; i++) a[i] += v * *(const cnnviz_v16u *)(wr + 16 * i);
+                    }
+                    #pragma GCC unroll 9
+                    for (int i = 0; i < 9; i++) *(cnnviz_v16u *)(row + k + 16 * i) = a[i];
+                }
+                for (; k + 16 <= K; k += 16) {
+                    cnnviz_v16 a = zero;
+                    for (int j = 0; j < n; j++) a += nzv[j] * *(const cnnviz_v16u *)(wt + (size_t)nzf[j] * K + k);
+                    *(cnnviz_v16u *)(row + k) = a;
+                }
+                for (; k < K; k++) {
+                    float a = 0.0f;
+                    for (int j = 0; j < n; j++) a += nzv[j] * wt[(size_t)nzf[j] * K + k];
+                    row[k] = a;
+                }
+                int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
+                for (int ky = 0; ky < c->kh; ky++) {
+                    int iy = iy0 + ky;
+                    if (iy < 0 || iy >= c->H) continue;
+                    const float *src = row + (size_t)ky * kw * C;
+                    float *drow = dx + (size_t)iy * c->W * C;
+                    if (ix0 >= 0 && ix0 + kw <= c->W) {
+                        float *dst = drow + (size_t)ix0 * C;
+                        #pragma omp simd
+                        for (int t = 0; t < kw * C; t++) dst[t] += src[t];
+                        continue;
+                    }
+                    for (int kx = 0; kx < kw; kx++) {
+                        int ix = ix0 + kx;
+                        if (ix < 0 || ix >= c->W) continue;
+                        float *dst = drow + (size_t)ix * C;
+                        #pragma omp simd
+                        for (int t = 0; t < C; t++) dst[t] += src[kx * C + t];
+                    }
+                }
+            }
+    }
+}
+
+/* dwt (F, K) (+)= (col^T·dz)^T over a chunk's rows, filter by filter over
+ * that filter's nonzero dz only, in row order; acc = 0 overwrites dwt.
+ * Rows go in tiles whose columns stay in L1 while every filter reads the
+ * few of them its nonzeros pick. lp/lv hold SPARSE_TILE entries. */
+#define SPARSE_TILE 24
+CNNVIZ_HOT
+static void sparse_weight_grad(const float *restrict col, const float *restrict dz, int rows, int K, int F,
+                               float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
+    if (!acc) memset(dwt, 0, (size_t)F * K * sizeof *dwt);
+    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
+        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
+        for (int f = 0; f < F; f++) {
+            int n = 0;
+            for (int p = p0; p < p0 + pn; p++) {
+                float v = dz[(size_t)p * F + f];
+                lp[n] = p, lv[n] = v, n += v != 0.0f;
+            }
+            if (!n) continue;
+            float *out = dwt + (size_t)f * K;
+            int k = 0;
+            for (; k + 144 <= K; k += 144) {
+                cnnviz_v16 a[9];
+                #pragma GCC unroll 9
+                for (int i = 0; i < 9; i++) a[i] = *(const cnnviz_v16u *)(out + k + 16 * i);
+                for (int j = 0; j < n; j++) {
+                    const float *cr = col + (size_t)lp[j] * K + k;
+                    float v = lv[j];
+                    #pragma GCC unroll 9
+                    for (int i = 0; i < 9; i++) a[i] += v * *(const cnnviz_v16u *)(cr + 16 * i);
+                }
+                #pragma GCC unroll 9
+                for (int i = 0; i < 9; i++) *(cnnviz_v16u *)(out + k + 16 * i) = a[i];
+            }
+            for (; k + 16 <= K; k += 16) {
+                cnnviz_v16 a = *(const cnnviz_v16u *)(out + k);
+                for (int j = 0; j < n; j++) a += lv[j] * *(const cnnviz_v16u *)(col + (size_t)lp[j] * K + k);
+                *(cnnviz_v16u *)(out + k) = a;
+            }
+            for (; k < K; k++) {
+                float a = out[k];
+                for (int j = 0; j < n; j++) a += lv[j] * col[(size_t)lp[j] * K + k];
+                out[k] = a;
+            }
+        }
+    }
+}
+
+/* sparse_weight_grad reading the windows straight from the input instead
+ * of columns: every window inside the input (no padding) and a window row
+ * of NV vectors (kw*C = 16*NV floats). woff[p] is row p's window in `in`. */
+static inline __attribute__((always_inline)) void
+sparse_weight_grad_windows_nv(const conv2d_layer *c, const float *restrict in, const float *restrict dz, int rows,
+                              float *restrict dwt, int *restrict lp, float *restrict lv, const int NV) {
+    int F = c->F, K = c->K, seg = c->kw * c->C, rstride = c->W * c->C;
+    int ohw = c->OH * c->OW;
+    int off[SPARSE_TILE];
+    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
+        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
+        for (int i = 0; i < pn; i++) {
+            int p = p0 + i, b = p / ohw, q = p % ohw, oy = q / c->OW, ox = q % c->OW;
+            off[i] = (int)((size_t)b * in_floats(c) + ((size_t)oy * c->sh * c->W + (size_t)ox * c->sw) * c->C);
+        }
+        for (int f = 0; f < F; f++) {
+            int n = 0;
+            for (int i = 0; i < pn; i++) {
+                float v = dz[(size_t)(p0 + i) * F + f];
+                lp[n] = off[i], lv[n] = v, n += v != 0.0f;
+            }
+            if (!n) continue;
+            float *out = dwt + (size_t)f * K;
+            for (int ky = 0; ky < c->kh; ky++) {
+                float *o = out + (size_t)ky * seg;
+                cnnviz_v16 a[16];
+                #pragma GCC unroll 16
+                for (int i = 0; i < NV; i++) a[i] = *(const cnnviz_v16u *)(o + 16 * i);
+                for (int j = 0; j < n; j++) {
+                    const float *src = in + lp[j] + (size_t)ky * rstride;
+                    float v = lv[j];
+                    #pragma GCC unroll 16
+                    for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(src + 16 * i);
+                }
+                #pragma GCC unroll 16
+                for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(o + 16 * i) = a[i];
+            }
+        }
+    }
+}
+
+CNNVIZ_HOT
+static void sparse_weight_grad_windows(const conv2d_layer *c, const float *restrict in, const float *restrict dz,
+                                       int rows, float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
+    if (!acc) memset(dwt, 0, (size_t)c->F * c->K * sizeof *dwt);
+    switch (c->kw * c->C / 16) {
+    case 2: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 2); break;
+    case 4: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 4); break;
+    case 6: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 6); break;
+    default: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 8); break;
+    }
+}
+
+/* sparse_input_grad for the layers sparse_weight_grad_windows takes: each
+ * window row (ky) of W^T in turn, a few KiB that stay in L1, over every
+ * pixel's nonzero dz (kept as lists, rs[p] to rs[p+1] in lf/lv), added
+ * straight into the window's input row. */
+static inline __attribute__((always_inline)) void
+sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
+                             float *restrict din, int nb, int *restrict rs, int *restrict lf, float *restrict lv,
+                             const int NV) {
+    int F = c->F, K = c->K, seg = c->kw * c->C, rows = nb * c->OH * c->OW;
+    const cnnviz_v16 zero = {0};
+    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
+    int n = 0;
+    for (int p = 0; p < rows; p++) {
+        const float *d = dz + (size_t)p * F;
+        rs[p] = n;
+        for (int f = 0; f < F; f++) lf[n] = f, lv[n] = d[f], n += d[f] != 0.0f;
+    }
+    rs[rows] = n;
+    for (int ky = 0; ky < c->kh; ky++) {
+        const float *w = wt + (size_t)ky * seg;
+        int p = 0;
+        for (int b = 0; b < nb; b++)
+            for (int oy = 0; oy < c->OH; oy++)
+                for (int ox = 0; ox < c->OW; ox++, p++) {
+                    int j0 = rs[p], j1 = rs[p + 1];
+                    if (j0 == j1) continue;
+                    cnnviz_v16 a[16];
+                    #pragma GCC unroll 16
+                    for (int i = 0; i < NV; i++) a[i] = zero;
+                    for (int j = j0; j < j1; j++) {
+                        const float *wr = w + (size_t)lf[j] * K;
+                        float v = lv[j];
+                        #pragma GCC unroll 16
+                        for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(wr + 16 * i);
+                    }
+                    float *dst = din + (size_t)b * in_floats(c) +
+                                 ((size_t)(oy * c->sh + ky) * c->W + (size_t)ox * c->sw) * c->C;
+                    #pragma GCC unroll 16
+                    for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(dst + 16 * i) += a[i];
+                }
+    }
+}
+
+CNNVIZ_HOT
+static void sparse_input_grad_windows(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
+                                      float *restrict din, int nb, int *restrict rs, int *restrict lf,
+                                      float *restrict lv) {
+    switch (c->kw * c->C / 16) {
+    case 2: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 2); break;
+    case 4: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 4); break;
+    case 6: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 6); break;
+    default: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 8); break;
+    }
+}
+
+/* whether sparse_weight_grad_windows handles this layer */
+static int windows_direct(const conv2d_layer *c) {
+    int seg = c->kw * c->C;
+    return c->pad_top == 0 && c->pad_left == 0 && (c->OH - 1) * c->sh + c->kh <= c->H &&
+           (c->OW - 1) * c->sw + c->kw <= c->W && seg % 16 == 0 &&
+           (seg == 32 || seg == 64 || seg == 96 || seg == 128) &&
+           (size_t)chunk_samples(c) * in_floats(c) < ((size_t)1 << 30);
+}
+
+/* partial (K, F) = (zero ? 0 : partial) + dwt^T */
+static void add_transposed(float *restrict partial, const float *restrict dwt, int K, int F, int zero) {
+    for (int k = 0; k < K; k++) {
+        float *pr = partial + (size_t)k * F;
+        for (int f = 0; f < F; f++) pr[f] = (zero ? 0.0f : pr[f]) + dwt[(size_t)f * K + k];
     }
 }
 
@@ -547,6 +1004,13 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
      * straight into the gradient: partitions would cost more than they save */
     int parts = nchunks <= 4 ? 1 : weight_partitions();
     float *pw = parts == 1 ? gw : p->scratch, *pb = p->scratch + (size_t)weight_partitions() * kf;
+    /* the sparse input gradient's buffers fit in a chunk's dcol */
+    int sparse_ok = (size_t)per * colps >= 2 * kf + (size_t)c->K + 2 * (size_t)c->F + 2 * (size_t)per * c->OH * c->OW;
+    int windows = windows_direct(c);
+    size_t maxrows = (size_t)per * c->OH * c->OW;
+    /* and the lists of sparse_input_grad_windows after them */
+    int windows_in = windows && sparse_ok && (size_t)per * colps >= 2 * kf + (size_t)c->K + 2 * (size_t)c->F +
+                                                                   3 * maxrows + 1 + 2 * maxrows * c->F;
     #pragma omp parallel num_threads(threads_for(parts))
     {
         cnnviz_omp_serial_inside();
@@ -556,7 +1020,13 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
             float *dcol = col + (size_t)per * colps;
             float *dzbuf = dcol + (size_t)per * colps;
             float *partial = wg ? pw + (size_t)j * kf : NULL;
-            int first = 1;
+            int first = 1, have_wt = 0, have_dwt = 0;
+            /* dcol's room, when the sparse kernels run: W^T (F, K), the
+             * kernel gradient's (F, K) sum, a row of K, nonzero lists */
+            float *wt = dcol, *dwt = wt + kf, *row = dwt + kf, *nzv = row + c->K, *lv = nzv + c->F;
+            int *nzf = (int *)(lv + (size_t)per * c->OH * c->OW), *lp = nzf + c->F;
+            int *rs = lp + maxrows, *lf = rs + maxrows + 1;
+            float *lvv = (float *)(lf + maxrows * (size_t)c->F);
             for (int ch = nchunks * j / parts; ch < nchunks * (j + 1) / parts; ch++) {
                 int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
                 int rows = nb * c->OH * c->OW;
@@ -571,17 +1041,44 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
                     memset(pb + (size_t)ch * c->F, 0, (size_t)c->F * sizeof *pb);
                     cnnviz_bias_grad_rows(pb + (size_t)ch * c->F, dz, (size_t)rows, c->F);
                 }
-                if (wg) {
+                /* a mostly zero dz (ReLU and max pooling after this layer) goes
+                 * through the kernels that skip its zeros */
+                int sparse = sparse_ok && (double)count_nonzero(dz, (size_t)rows * c->F) <=
+                                              SPARSE_MAX_DENSITY * rows * c->F;
+                if (wg && sparse && windows) {
+                    sparse_weight_grad_windows(c, in + (size_t)b0 * in_floats(c), dz, rows, dwt, have_dwt, lp, lv);
+                    have_dwt = 1;
+                } else if (wg) {
                     im2col(c, in + (size_t)b0 * in_floats(c), col, nb);
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->K, c->F, rows, 1.0f, col, c->K, dz, c->F,
-                                first && parts > 1 ? 0.0f : 1.0f, partial, c->F);
-                    first = 0;
+                    if (sparse) {
+                        sparse_weight_grad(col, dz, rows, c->K, c->F, dwt, have_dwt, lp, lv);
+                        have_dwt = 1;
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->K, c->F, rows, 1.0f, col, c->K, dz,
+                                    c->F, first && parts > 1 ? 0.0f : 1.0f, partial, c->F);
+                        first = 0;
+                    }
                 }
-                if (din) {
+                if (din && sparse) {
+                    if (!have_wt) transpose_kernel(l->param[0].data, c->K, c->F, wt), have_wt = 1;
+                    if (windows_in)
+                        sparse_input_grad_windows(c, dz, wt, din + (size_t)b0 * in_floats(c), nb, rs, lf, lvv);
+                    else
+                        sparse_input_grad(c, dz, wt, din + (size_t)b0 * in_floats(c), nb, row, nzf, nzv);
+                } else if (din) {
+                    if (have_dwt) { /* dcol is about to be overwritten */
+                        add_transposed(partial, dwt, c->K, c->F, first && parts > 1);
+                        first = have_dwt = 0;
+                    }
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, c->K, c->F, 1.0f, dz, c->F,
                                 l->param[0].data, c->F, 0.0f, dcol, c->K);
+                    have_wt = 0;
                     col2im(c, dcol, din + (size_t)b0 * in_floats(c), nb);
                 }
+            }
+            if (have_dwt) {
+                add_transposed(partial, dwt, c->K, c->F, first && parts > 1);
+                first = 0;
             }
             if (wg && first && parts > 1) memset(partial, 0, kf * sizeof *partial);
         }
