@@ -123,36 +123,44 @@ static void im2col(const conv2d_layer *c, const float *restrict in, float *restr
     }
 }
 
+/* dx (H, W, C) += row, the K = kh*kw*C gradient of output position (oy, ox)'s
+ * window, skipping taps that fall in the padding: col2im for one position.
+ * Always inlined so each vector clone of its callers gets its own copy. */
+static inline __attribute__((always_inline)) void add_window(const conv2d_layer *c, float *restrict dx,
+                                                             const float *restrict row, int oy, int ox) {
+    int C = c->C, kw = c->kw;
+    int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
+    for (int ky = 0; ky < c->kh; ky++) {
+        int iy = iy0 + ky;
+        if (iy < 0 || iy >= c->H) continue;
+        const float *src = row + (size_t)ky * kw * C;
+        float *drow = dx + (size_t)iy * c->W * C;
+        if (ix0 >= 0 && ix0 + kw <= c->W) {
+            float *dst = drow + (size_t)ix0 * C;
+            #pragma omp simd
+            for (int t = 0; t < kw * C; t++) dst[t] += src[t];
+            continue;
+        }
+        for (int kx = 0; kx < kw; kx++) {
+            int ix = ix0 + kx;
+            if (ix < 0 || ix >= c->W) continue;
+            float *dst = drow + (size_t)ix * C;
+            #pragma omp simd
+            for (int t = 0; t < C; t++) dst[t] += src[kx * C + t];
+        }
+    }
+}
+
 /* din (nb, H, W, C) = sum of dcol's entries over every window position that read each pixel */
 CNNVIZ_HOT
 static void col2im(const conv2d_layer *c, const float *restrict dcol, float *restrict din, int nb) {
-    int C = c->C, kw = c->kw;
     memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
     for (int b = 0; b < nb; b++) {
         float *dx = din + (size_t)b * in_floats(c);
         for (int oy = 0; oy < c->OH; oy++)
             for (int ox = 0; ox < c->OW; ox++) {
                 const float *row = dcol + (((size_t)b * c->OH + oy) * c->OW + ox) * c->K;
-                int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
-                for (int ky = 0; ky < c->kh; ky++) {
-                    int iy = iy0 + ky;
-                    if (iy < 0 || iy >= c->H) continue;
-                    const float *src = row + (size_t)ky * kw * C;
-                    float *drow = dx + (size_t)iy * c->W * C;
-                    if (ix0 >= 0 && ix0 + kw <= c->W) {
-                        float *dst = drow + (size_t)ix0 * C;
-                        #pragma omp simd
-                        for (int t = 0; t < kw * C; t++) dst[t] += src[t];
-                        continue;
-                    }
-                    for (int kx = 0; kx < kw; kx++) {
-                        int ix = ix0 + kx;
-                        if (ix < 0 || ix >= c->W) continue;
-                        float *dst = drow + (size_t)ix * C;
-                        #pragma omp simd
-                        for (int t = 0; t < C; t++) dst[t] += src[kx * C + t];
-                    }
-                }
+                add_window(c, dx, row, oy, ox);
             }
     }
 }
@@ -756,7 +764,7 @@ CNNVIZ_HOT
 static void sparse_input_grad(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
                               float *restrict din, int nb, float *restrict row, int *restrict nzf,
                               float *restrict nzv) {
-    int C = c->C, kw = c->kw, K = c->K, F = c->F;
+    int K = c->K, F = c->F;
     const cnnviz_v16 zero = {0};
     memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
     for (int b = 0; b < nb; b++) {
@@ -792,26 +800,7 @@ static void sparse_input_grad(const conv2d_layer *c, const float *restrict dz, c
                     for (int j = 0; j < n; j++) a += nzv[j] * wt[(size_t)nzf[j] * K + k];
                     row[k] = a;
                 }
-                int iy0 = oy * c->sh - c->pad_top, ix0 = ox * c->sw - c->pad_left;
-                for (int ky = 0; ky < c->kh; ky++) {
-                    int iy = iy0 + ky;
-                    if (iy < 0 || iy >= c->H) continue;
-                    const float *src = row + (size_t)ky * kw * C;
-                    float *drow = dx + (size_t)iy * c->W * C;
-                    if (ix0 >= 0 && ix0 + kw <= c->W) {
-                        float *dst = drow + (size_t)ix0 * C;
-                        #pragma omp simd
-                        for (int t = 0; t < kw * C; t++) dst[t] += src[t];
-                        continue;
-                    }
-                    for (int kx = 0; kx < kw; kx++) {
-                        int ix = ix0 + kx;
-                        if (ix < 0 || ix >= c->W) continue;
-                        float *dst = drow + (size_t)ix * C;
-                        #pragma omp simd
-                        for (int t = 0; t < C; t++) dst[t] += src[kx * C + t];
-                    }
-                }
+                add_window(c, dx, row, oy, ox);
             }
     }
 }
