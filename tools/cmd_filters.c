@@ -367,7 +367,7 @@ int cmd_filters(int argc, char **argv) {
     if (!a.layer) return cli_usage_error(spec.name, "--layer is required");
     cnnviz_error err;
     cnnviz_error_clear(&err);
-    if (cnnviz_render_check_path(a.output, &err) != CNNVIZ_OK) return cli_usage_error(spec.name, "-o %s: %s", a.output, err.msg);
+    if (cnnviz_render_check_path(a.output, &err) != CNNVIZ_OK) return cli_report(&err);
     if (a.dump && (strlen(a.dump) < 3 || strcmp(a.dump + strlen(a.dump) - 3, ".h5") != 0))
         return cli_usage_error(spec.name, "--dump: '%s' does not end in .h5", a.dump);
 

@@ -29,7 +29,7 @@ expect_error 2 "^cnnviz: filters: --neuron: 'a,b' is not Y,X" run --layer 0 --ne
 expect_error 2 "^cnnviz: filters: --grad-norm: 'max' is not rms, l2 or std" run --layer 0 --grad-norm max
 expect_error 2 "^cnnviz: filters: --restarts" run --layer 0 --restarts 0
 expect_error 2 "^cnnviz: filters: --dump: '.*' does not end in .h5" "$CNNVIZ" filters "$M" --layer 0 --dump "$O/f.npy"
-expect_error 2 "unknown output format" "$CNNVIZ" filters "$M" --layer 0 -o "$O/f.jpg"
+expect_error 1 "unknown output format" "$CNNVIZ" filters "$M" --layer 0 -o "$O/f.jpg"
 no_files "usage errors"
 expect_error 1 "^cnnviz: .*no layer 'conv9'" run --layer conv9
 expect_error 1 "^cnnviz: $O/none.png: " run --layer 0 --init "$O/none.png"
