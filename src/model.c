@@ -393,17 +393,33 @@ static int depth_first_allowed(const cnnviz_model *m, const cnnviz_workspace *ws
     return 1;
 }
 
-/* keep_all = 0 (predict): only layer last's output is wanted, so the
- * others go to the thread's own two buffers and never leave its cache. */
-static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
-                                int training, int keep_all) {
-    int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH;
+/* Threads for a depth-first pass over nmb micro-batches: no more than the
+ * workspace has buffers for, nor than there are micro-batches. */
+static int depth_thread_count(const cnnviz_workspace *ws, int nmb) {
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
     if (threads > ws->depth_threads) threads = ws->depth_threads;
-    if (threads > nmb) threads = nmb;
+    return threads < nmb ? threads : nmb;
+}
+
+/* The calling thread's scratch and its two ping-pong activation/gradient buffers. */
+static void depth_thread_buffers(cnnviz_workspace *ws, float **scratch, float **a, float **b) {
+    int t = 0;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    *scratch = ws->depth_scratch + (size_t)t * ws->depth_scratch_floats;
+    *a = ws->depth_grad + (size_t)t * 2 * ws->depth_grad_floats;
+    *b = *a + ws->depth_grad_floats;
+}
+
+/* keep_all = 0 (predict): only layer last's output is wanted, so the
+ * others go to the thread's own two buffers and never leave its cache. */
+static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
+                                int training, int keep_all) {
+    int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH, threads = depth_thread_count(ws, nmb);
     size_t in_size = cnnviz_shape_size(&m->input_shape);
     #pragma omp parallel num_threads(threads)
     {
@@ -411,12 +427,8 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
         #pragma omp for schedule(static)
         for (int j = 0; j < nmb; j++) {
             int b0 = j * DEPTH_BATCH, nb = B - b0 < DEPTH_BATCH ? B - b0 : DEPTH_BATCH;
-            int t = 0;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-#endif
-            float *scratch = ws->depth_scratch + (size_t)t * ws->depth_scratch_floats;
-            float *ping = ws->depth_grad + (size_t)t * 2 * ws->depth_grad_floats, *pong = ping + ws->depth_grad_floats;
+            float *scratch, *ping, *pong;
+            depth_thread_buffers(ws, &scratch, &ping, &pong);
             const float *in = input + (size_t)b0 * in_size;
             for (int i = 0; i <= last; i++) {
                 const cnnviz_layer *l = m->layers[i];
@@ -466,13 +478,7 @@ static int depth_backward_allowed(const cnnviz_model *m, const cnnviz_workspace 
 
 static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
                                  int weight_grads, float *dinput) {
-    int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH;
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    if (threads > ws->depth_threads) threads = ws->depth_threads;
-    if (threads > nmb) threads = nmb;
+    int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH, threads = depth_thread_count(ws, nmb);
     size_t in_size = cnnviz_shape_size(&m->input_shape), np = m->num_params;
     size_t out_last = cnnviz_shape_size(&m->layers[last]->out_shape);
     float *slabs = weight_grads && np ? ws->depth_slabs : NULL;
@@ -482,12 +488,8 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
         #pragma omp for schedule(static)
         for (int j = 0; j < nmb; j++) {
             int b0 = j * DEPTH_BATCH, nb = B - b0 < DEPTH_BATCH ? B - b0 : DEPTH_BATCH;
-            int t = 0;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-#endif
-            float *scratch = ws->depth_scratch + (size_t)t * ws->depth_scratch_floats;
-            float *ga = ws->depth_grad + (size_t)t * 2 * ws->depth_grad_floats, *gb = ga + ws->depth_grad_floats;
+            float *scratch, *ga, *gb;
+            depth_thread_buffers(ws, &scratch, &ga, &gb);
             float *slab = slabs ? slabs + (size_t)j * np : NULL;
             if (slab) memset(slab, 0, np * sizeof *slab);
             const float *d = dout + (size_t)b0 * out_last;
