@@ -123,12 +123,13 @@ static void per_layer(cnnviz_model *m, const float *x, int B, int threads) {
         const float *in = i ? ws->out[i - 1] : x;
         double tf = 1e30, tb = 1e30;
         for (int rep = 0; rep < 20; rep++) {
-            cnnviz_pass pf = {ws->aux[i], ws->scratch, 0, 0, NULL, NULL};
+            cnnviz_pass pf = {.aux = ws->aux[i], .scratch = ws->scratch};
             double t0 = wall();
             l->ops->forward(l, in, ws->out[i], B, &pf);
             double t = wall() - t0;
             if (t < tf) tf = t;
-            cnnviz_pass pb = {ws->aux[i], ws->scratch, 1, 1, NULL, NULL};
+            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
+                              .relu_input = cnnviz_fused_relu_pool(m, i)};
             t0 = wall();
             /* the first layer's input gradient is not wanted in training */
             l->ops->backward(l, in, ws->out[i], dout, i ? din : NULL, B, &pb);

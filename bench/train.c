@@ -69,7 +69,7 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
         const float *in = x;
         for (int i = 0; i <= last; i++) {
             const cnnviz_layer *l = m->layers[i];
-            cnnviz_pass pass = {ws->aux[i], ws->scratch, 1, 0, ws->rng, NULL};
+            cnnviz_pass pass = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .rng = ws->rng};
             t = now();
             l->ops->forward(l, in, ws->out[i], b, &pass);
             p->fwd[i] += now() - t;
@@ -83,7 +83,8 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
         p->loss += now() - t;
         t = now();
         const cnnviz_layer *out_layer = m->layers[last];
-        cnnviz_pass pass = {ws->aux[last], ws->scratch, 1, 1, ws->rng, NULL};
+        cnnviz_pass pass = {.aux = ws->aux[last], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
+                            .rng = ws->rng};
         /* time the output Dense as a linear layer: the same three sgemms */
         cnnviz_activation saved = out_layer->activation;
         ((cnnviz_layer *)out_layer)->activation = CNNVIZ_ACT_LINEAR;
@@ -97,7 +98,9 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
             /* as cnnviz_backward: nobody wants the input's gradient */
             float *din = i == 0 ? NULL : dout == ws->grad_a ? ws->grad_b : ws->grad_a;
             const float *lin = i ? ws->out[i - 1] : ws->input;
-            cnnviz_pass pb = {ws->aux[i], ws->scratch, 1, 1, ws->rng, NULL};
+            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
+                              .rng = ws->rng, .relu_input = cnnviz_fused_relu_pool(m, i),
+                              .dout_masked = cnnviz_fused_relu_pool(m, i + 1)};
             t = now();
             l->ops->backward(l, lin, ws->out[i], dout, din, b, &pb);
             p->bwd[i] += now() - t;

@@ -37,7 +37,18 @@ typedef struct {
      * the model's params) instead of param[].grad; NULL: param[].grad.
      * Use cnnviz_param_grad(). */
     float *grads;
+    /* backward of a MaxPooling2D whose input is the output of a Conv2D's
+     * ReLU: only maxima above zero take the gradient, which is the ReLU's
+     * backward done here, and the Conv2D below is told so (dout_masked) */
+    int relu_input;
+    /* backward: dout is already zero wherever this layer's ReLU output is
+     * zero, so the ReLU's backward would change nothing and is skipped */
+    int dout_masked;
 } cnnviz_pass;
+
+/* Whether the backward of layer i (a max pooling) does the ReLU backward
+ * of layer i-1 (a Conv2D with ReLU) for it; see cnnviz_pass. */
+int cnnviz_fused_relu_pool(const cnnviz_model *m, int i);
 
 /* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
 static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {

@@ -436,7 +436,8 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
                                                    : in == ping ? pong : ping;
                 /* what a layer records about the pass in aux (Dropout: "no mask")
                  * is written once, by the first micro-batch */
-                cnnviz_pass p = {j == 0 ? ws->aux[i] : NULL, scratch, training && ws->training, 0, ws->rng, NULL};
+                cnnviz_pass p = {.aux = j == 0 ? ws->aux[i] : NULL, .scratch = scratch,
+                                 .training = training && ws->training, .rng = ws->rng};
                 l->ops->forward(l, in, out, nb, &p);
                 in = out;
             }
@@ -455,11 +456,25 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
     const float *in = input;
     for (int i = 0; i <= last; i++) {
         const cnnviz_layer *l = m->layers[i];
-        cnnviz_pass p = {ws->aux[i], ws->scratch, training && ws->training, 0, ws->rng, NULL};
+        cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .training = training && ws->training,
+                         .rng = ws->rng};
         l->ops->forward(l, in, ws->out[i], B, &p);
         in = ws->out[i];
     }
     return ws->out[last];
+}
+
+/* A max pooling right after a Conv2D with ReLU takes the ReLU's backward
+ * over: a maximum of zero passes no gradient down (the ReLU's slope there
+ * is zero), and the Conv2D then uses dout as it is. The result is the
+ * same bits as running both backwards; it saves a pass over the larger
+ * tensor. The pooling's input must be the Conv2D's output, which it is in
+ * a sequential model. */
+int cnnviz_fused_relu_pool(const cnnviz_model *m, int i) {
+    if (i <= 0 || i >= m->nlayers) return 0;
+    const cnnviz_layer *pool = m->layers[i], *below = m->layers[i - 1];
+    return pool->type == CNNVIZ_LAYER_MAXPOOL2D && below->type == CNNVIZ_LAYER_CONV2D &&
+           below->activation == CNNVIZ_ACT_RELU;
 }
 
 /* Depth-first backward, the mirror of forward_depth_first: a micro-batch
@@ -500,7 +515,9 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
                 const float *in = i ? ws->out[i - 1] + (size_t)b0 * cnnviz_shape_size(&m->layers[i - 1]->out_shape)
                                     : ws->input + (size_t)b0 * in_size;
                 const float *out = ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape);
-                cnnviz_pass p = {NULL, scratch, ws->training, weight_grads, ws->rng, slab};
+                cnnviz_pass p = {.scratch = scratch, .training = ws->training, .weight_grads = weight_grads,
+                                 .rng = ws->rng, .grads = slab, .relu_input = cnnviz_fused_relu_pool(m, i),
+                                 .dout_masked = i < last && cnnviz_fused_relu_pool(m, i + 1)};
                 l->ops->backward(l, in, out, d, din, nb, &p);
                 d = din;
             }
@@ -546,7 +563,9 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
          * layers with weights accept din == NULL and skip that work */
         float *din = i > 0 ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
         const float *in = i ? ws->out[i - 1] : ws->input;
-        cnnviz_pass p = {ws->aux[i], ws->scratch, ws->training, weight_grads, ws->rng, NULL};
+        cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .training = ws->training,
+                         .weight_grads = weight_grads, .rng = ws->rng, .relu_input = cnnviz_fused_relu_pool(m, i),
+                         .dout_masked = i < last && cnnviz_fused_relu_pool(m, i + 1)};
         l->ops->backward(l, in, ws->out[i], d, din, B, &p);
         d = din;
     }

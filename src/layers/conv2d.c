@@ -688,6 +688,7 @@ static void conv2d_backward_direct(const conv2d_layer *c, const float *in, const
     float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
     float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
     int npix = c->OH * c->OW, wg = gw != NULL;
+    int masked = p->dout_masked && l->activation == CNNVIZ_ACT_RELU;
     size_t kf = (size_t)c->K * c->F;
     float *dz_all = p->scratch, *partial = p->scratch + (size_t)B * out_floats(c);
     int interior[DIRECT_MAX_K], identity[DIRECT_MAX_K];
@@ -701,7 +702,9 @@ static void conv2d_backward_direct(const conv2d_layer *c, const float *in, const
             const float *dz = dout + o, *relu_y = NULL;
             /* ReLU's mask goes into the weight-gradient kernel unless the input
              * gradient needs dz too */
-            if (l->activation == CNNVIZ_ACT_RELU && !din) {
+            if (masked) {
+                /* the max pooling above did the ReLU's backward */
+            } else if (l->activation == CNNVIZ_ACT_RELU && !din) {
                 relu_y = out + o;
             } else if (l->activation != CNNVIZ_ACT_LINEAR) {
                 cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dz_all + o, out_floats(c), c->F);
@@ -988,7 +991,8 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
     float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
     float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
     int wg = gw != NULL, bg = gb != NULL;
-    int act = l->activation != CNNVIZ_ACT_LINEAR;
+    /* with dout_masked the max pooling above did the ReLU's backward */
+    int act = l->activation != CNNVIZ_ACT_LINEAR && !(p->dout_masked && l->activation == CNNVIZ_ACT_RELU);
     /* a few chunks (a depth-first micro-batch, gradient ascent) go in order
      * straight into the gradient: partitions would cost more than they save */
     int parts = nchunks <= 4 ? 1 : weight_partitions();

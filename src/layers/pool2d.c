@@ -63,7 +63,7 @@ static void pool_forward_sample(const pool2d_layer *q, const float *restrict x, 
 
 CNNVIZ_HOT
 static void pool_backward_sample(const pool2d_layer *q, const float *restrict x, const float *restrict y,
-                                 const float *restrict dy, float *restrict dx) {
+                                 const float *restrict dy, float *restrict dx, int relu_input) {
     int C = q->C;
     memset(dx, 0, (size_t)q->H * q->W * C * sizeof *dx);
     for (int oy = 0; oy < q->OH; oy++)
@@ -80,6 +80,8 @@ static void pool_backward_sample(const pool2d_layer *q, const float *restrict x,
                     float g[MAX_BLOCK];
                     const float *m = y + o + c0;
                     memcpy(g, dy + o + c0, (size_t)nc * sizeof *g);
+                    if (relu_input) /* the ReLU below passes nothing where its output is 0 */
+                        for (int c = 0; c < nc; c++) g[c] = m[c] > 0.0f ? g[c] : 0.0f;
                     for (int iy = y0; iy < y1; iy++)
                         for (int ix = x0; ix < x1; ix++) {
                             size_t i = ((size_t)iy * q->W + ix) * C + c0;
@@ -135,7 +137,7 @@ static int tiles(const pool2d_layer *q) { return q->sh == q->ph && q->sw == q->p
 
 CNNVIZ_HOT
 static void maxpool_backward_v16(const pool2d_layer *q, const float *restrict x, const float *restrict y,
-                                 const float *restrict dy, float *restrict dx) {
+                                 const float *restrict dy, float *restrict dx, int relu_input) {
     int C = q->C;
     const cnnviz_v16i none = {0};
     if (tiles(q)) {
@@ -159,7 +161,8 @@ static void maxpool_backward_v16(const pool2d_layer *q, const float *restrict x,
             for (int c = 0; c < C; c += 16) {
                 cnnviz_v16 m = *(const cnnviz_v16u *)(y + o + c);
                 cnnviz_v16 g = *(const cnnviz_v16u *)(dy + o + c);
-                cnnviz_v16i pending = ~none;
+                /* with relu_input, a maximum of 0 sends nothing down */
+                cnnviz_v16i pending = relu_input ? (cnnviz_v16i)(m > (cnnviz_v16){0}) : ~none;
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) {
                         size_t i = ((size_t)iy * q->W + ix) * C + c;
@@ -191,16 +194,15 @@ static void pool2d_forward(const cnnviz_layer *l, const float *in, float *out, i
 
 static void pool2d_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
                             float *din, int B, cnnviz_pass *p) {
-    (void)p;
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
-    int v16 = q->is_max && q->C % 16 == 0;
+    int v16 = q->is_max && q->C % 16 == 0, relu = q->is_max && p->relu_input;
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
         if (v16)
-            maxpool_backward_v16(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz);
+            maxpool_backward_v16(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
         else
-            pool_backward_sample(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz);
+            pool_backward_sample(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
     }
 }
 

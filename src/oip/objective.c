@@ -304,8 +304,13 @@ static int threads_for(int jobs) {
     return t < 1 ? 1 : t < jobs ? t : jobs > 0 ? jobs : 1;
 }
 
-void cnnviz_oip_objective_eval(cnnviz_oip_objective *ob, const float *x, const int *maps, int B, float *value,
-                               float *surrogate, float *grad) {
+/* Images per forward-head-backward round in cnnviz_oip_objective_eval. */
+#ifndef OIP_MICRO_BATCH
+#define OIP_MICRO_BATCH 8
+#endif
+
+static void eval_batch(cnnviz_oip_objective *ob, const float *x, const int *maps, int B, float *value,
+                       float *surrogate, float *grad) {
     const float *in = x;
     if (ob->eng_last >= 0) in = cnnviz_forward(ob->m, ob->ws, x, B, ob->eng_last, 0);
     /* with no engine layer before the head, d/d(head input) is d/d(input) */
@@ -327,4 +332,17 @@ void cnnviz_oip_objective_eval(cnnviz_oip_objective *ob, const float *x, const i
         }
     }
     if (grad && ob->eng_last >= 0) cnnviz_backward(ob->m, ob->ws, ob->dhead, B, ob->eng_last, 0, grad);
+}
+
+/* A few images at a time go forward, through the head and back, so that
+ * backward finds the activations forward left (the first conv layer's
+ * output is 86 KB an image on the seed net) still in the cache. Images do
+ * not interact: the bits are those of one batch. */
+void cnnviz_oip_objective_eval(cnnviz_oip_objective *ob, const float *x, const int *maps, int B, float *value,
+                               float *surrogate, float *grad) {
+    for (int b0 = 0; b0 < B; b0 += OIP_MICRO_BATCH) {
+        int nb = B - b0 < OIP_MICRO_BATCH ? B - b0 : OIP_MICRO_BATCH;
+        eval_batch(ob, x + (size_t)b0 * ob->in_size, maps + b0, nb, value + b0, surrogate ? surrogate + b0 : NULL,
+                   grad ? grad + (size_t)b0 * ob->in_size : NULL);
+    }
 }
