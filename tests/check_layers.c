@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cnnviz/model.h"
+#include "layers/layers.h"
 #include "model-impl.h"
 #include "testutil.h"
 
@@ -255,6 +256,25 @@ START_TEST(conv_forward_matches_reference) {
     check_conv_forward(9, 8, 2, 20, 2, 1, 1, 1, 3); /* direct: 16 + 4 filters, even kernel */
     /* 30x30x8 with K = 72: 2 samples per column chunk, 3 chunks */
     check_conv_forward(30, 30, 8, 16, 3, 1, 0, 0, 5);
+    /* Winograd F(2x2, 3x3): C and F multiples of 16, stride 1, 3x3 */
+    check_conv_forward(13, 13, 32, 64, 3, 1, 0, 0, 3); /* the seed net's second conv: odd output, edge tiles */
+    check_conv_forward(12, 12, 16, 16, 3, 1, 1, 0, 2); /* same padding, even output */
+    check_conv_forward(11, 10, 16, 48, 3, 1, 0, 1, 2); /* non-square, 48 maps (the 16-map loop), no bias */
+    check_conv_forward(28, 28, 16, 32, 3, 1, 1, 0, 2); /* 196 tiles: several tile blocks */
+}
+END_TEST
+
+/* Which convolutions take the Winograd path (the cases above check its
+ * values): 3x3, stride 1, C and F multiples of 16, and enough output that
+ * the 2x2 tiles' overhang leaves a 1.5x saving. */
+START_TEST(winograd_chooses_geometry) {
+    ck_assert(cnnviz_winograd_usable(3, 3, 1, 1, 32, 64, 11, 11));
+    ck_assert(cnnviz_winograd_usable(3, 3, 1, 1, 16, 16, 26, 26));
+    ck_assert(!cnnviz_winograd_usable(3, 3, 1, 1, 64, 64, 3, 3)); /* overhang: 1.27x only */
+    ck_assert(!cnnviz_winograd_usable(3, 3, 2, 2, 32, 64, 11, 11));
+    ck_assert(!cnnviz_winograd_usable(5, 5, 1, 1, 32, 64, 11, 11));
+    ck_assert(!cnnviz_winograd_usable(3, 3, 1, 1, 8, 64, 11, 11));
+    ck_assert(!cnnviz_winograd_usable(3, 3, 1, 1, 32, 20, 11, 11));
 }
 END_TEST
 
@@ -496,6 +516,8 @@ START_TEST(conv_activation_gradients) {
         compare_fused_with_separate(cnnviz_shape3(6, 6, 1), conv_spec(5, 3, 2, CNNVIZ_PAD_VALID, kinked[i]), 2);
         compare_fused_with_separate(cnnviz_shape3(7, 7, 1), conv_spec(36, 3, 1, CNNVIZ_PAD_SAME, kinked[i]), 3);
         compare_fused_with_separate(cnnviz_shape3(7, 7, 1), conv_spec(20, 3, 1, CNNVIZ_PAD_VALID, kinked[i]), 3);
+        /* Winograd forward with its ReLU in the output transform */
+        compare_fused_with_separate(cnnviz_shape3(8, 8, 16), conv_spec(16, 3, 1, CNNVIZ_PAD_SAME, kinked[i]), 2);
         cnnviz_layer_spec d = cnnviz_layer_spec_init(CNNVIZ_LAYER_DENSE);
         d.units = 6;
         d.activation = kinked[i];
@@ -537,6 +559,77 @@ START_TEST(dense_forward_and_gradients) {
     for (int i = 0; i < 5; i++) dense_grad_case(cnnviz_shape1(7), 5, smooth[i], 0);
     dense_grad_case(cnnviz_shape1(6), 4, CNNVIZ_ACT_LINEAR, 1);
     dense_grad_case(cnnviz_shape3(2, 3, 4), 5, CNNVIZ_ACT_TANH, 0); /* Dense on the last axis */
+}
+END_TEST
+
+/* A max pooling right after a Conv2D with ReLU does the ReLU's backward
+ * (cnnviz_fused_relu_pool): the same bits as Conv2D(linear), Activation
+ * (relu), MaxPooling2D, which runs every backward on its own. */
+static cnnviz_model *conv_relu_pool(int separate, cnnviz_error *err) {
+    cnnviz_shape in = cnnviz_shape3(10, 10, 16);
+    cnnviz_model *m = cnnviz_model_new(&in);
+    cnnviz_layer_spec c = conv_spec(32, 3, 1, CNNVIZ_PAD_VALID, separate ? CNNVIZ_ACT_LINEAR : CNNVIZ_ACT_RELU);
+    ck_assert_int_eq(cnnviz_model_add(m, &c, err), CNNVIZ_OK);
+    if (separate) {
+        cnnviz_layer_spec a = cnnviz_layer_spec_init(CNNVIZ_LAYER_ACTIVATION);
+        a.activation = CNNVIZ_ACT_RELU;
+        ck_assert_int_eq(cnnviz_model_add(m, &a, err), CNNVIZ_OK);
+    }
+    cnnviz_layer_spec p = pool_spec(1, 2, 0, CNNVIZ_PAD_VALID);
+    ck_assert_int_eq(cnnviz_model_add(m, &p, err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_finalize(m, err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_alloc_grads(m, err), CNNVIZ_OK);
+    return m;
+}
+
+START_TEST(relu_pool_backward_fused) {
+    cnnviz_error err;
+    cnnviz_model *fused = conv_relu_pool(0, &err), *plain = conv_relu_pool(1, &err);
+    ck_assert(cnnviz_fused_relu_pool(fused, 1));
+    ck_assert(!cnnviz_fused_relu_pool(plain, 2));
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 5, 1);
+    for (size_t j = 0; j < fused->num_params; j++) fused->params[j] = cnnviz_rng_uniform(&rng) - 0.5f;
+    memcpy(plain->params, fused->params, fused->num_params * sizeof(float));
+    /* both batch paths: one micro-batch, and depth-first over several */
+    for (int B = 3; B <= 20; B += 17) {
+        size_t nin = (size_t)B * 10 * 10 * 16, nout = (size_t)B * 4 * 4 * 32;
+        float *x = malloc(nin * sizeof *x), *dy = malloc(nout * sizeof *dy);
+        float *dx1 = malloc(nin * sizeof *dx1), *dx2 = malloc(nin * sizeof *dx2);
+        for (size_t i = 0; i < nin; i++) x[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
+        for (size_t i = 0; i < nout; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
+        cnnviz_workspace *w1 = cnnviz_workspace_new(fused, B, 1, &err), *w2 = cnnviz_workspace_new(plain, B, 1, &err);
+        const float *y1 = cnnviz_forward(fused, w1, x, B, -1, 1), *y2 = cnnviz_forward(plain, w2, x, B, -1, 1);
+        ck_assert_int_eq(memcmp(y1, y2, nout * sizeof *y1), 0);
+        /* some pooled maxima are 0: the case the fusion must get right */
+        int zeros = 0;
+        for (size_t i = 0; i < nout; i++) zeros += y1[i] == 0.0f;
+        ck_assert_int_gt(zeros, 0);
+        cnnviz_model_zero_grads(fused);
+        cnnviz_model_zero_grads(plain);
+        cnnviz_backward(fused, w1, dy, B, -1, 1, dx1);
+        cnnviz_backward(plain, w2, dy, B, -1, 1, dx2);
+        ck_assert_int_eq(memcmp(dx1, dx2, nin * sizeof *dx1), 0);
+        ck_assert_int_eq(memcmp(fused->grads, plain->grads, fused->num_params * sizeof(float)), 0);
+        /* backward that starts at the Conv2D itself still applies its ReLU */
+        (void)cnnviz_forward(fused, w1, x, B, 0, 1);
+        size_t nconv = (size_t)B * 8 * 8 * 32;
+        float *dc = malloc(nconv * sizeof *dc);
+        for (size_t i = 0; i < nconv; i++) dc[i] = 1.0f;
+        cnnviz_backward(fused, w1, dc, B, 0, 0, dx1);
+        (void)cnnviz_forward(plain, w2, x, B, 1, 1);
+        cnnviz_backward(plain, w2, dc, B, 1, 0, dx2);
+        ck_assert_int_eq(memcmp(dx1, dx2, nin * sizeof *dx1), 0);
+        free(dc);
+        cnnviz_workspace_free(w1);
+        cnnviz_workspace_free(w2);
+        free(x);
+        free(dy);
+        free(dx1);
+        free(dx2);
+    }
+    cnnviz_model_free(fused);
+    cnnviz_model_free(plain);
 }
 END_TEST
 
@@ -719,6 +812,7 @@ static Suite *make_layers_suite(void) {
     Suite *s = suite_create("layers");
     TCase *t = tcase_create("forward");
     tcase_add_test(t, conv_forward_matches_reference);
+    tcase_add_test(t, winograd_chooses_geometry);
     tcase_add_test(t, conv_same_hand_computed);
     tcase_add_test(t, conv_same_even_kernel_pads_bottom_right);
     tcase_add_test(t, pool_forward_matches_reference);
@@ -735,6 +829,7 @@ static Suite *make_layers_suite(void) {
     tcase_add_test(t, conv_activation_gradients);
     tcase_add_test(t, dense_forward_and_gradients);
     tcase_add_test(t, pool_gradients);
+    tcase_add_test(t, relu_pool_backward_fused);
     tcase_add_test(t, activation_layer_gradients);
     tcase_add_test(t, batchnorm_forward_and_gradients);
     tcase_add_test(t, dropout_inference_and_training);

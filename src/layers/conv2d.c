@@ -16,6 +16,10 @@
  *    max pooling after the layer) skips them instead: both gradients are
  *    summed over the nonzero dz only, reading the windows straight from
  *    the input where no window hangs over the padding.
+ * Forward of a 3x3 stride-1 layer with C and F multiples of 16 (the seed
+ * net's second conv) goes through Winograd F(2x2, 3x3) instead (winograd.c):
+ * 2.25x less arithmetic than the sgemm, and its own kernel, 1.5x faster on
+ * that layer. Backward keeps the paths above.
  * The direct path's input gradient (stride 1) is gathered per input pixel,
  * four pixels at a time, rather than scattered per output pixel.
  * Chunking depends on the layer's geometry only, never on the thread count,
@@ -42,6 +46,7 @@ typedef struct {
     int pad_top, pad_left;
     int K;             /* kh*kw*C */
     int use_bias, direct;
+    int winograd; /* forward by Winograd F(2x2, 3x3) (winograd.c) */
     float alpha;
 } conv2d_layer;
 
@@ -505,10 +510,34 @@ static void conv2d_forward_gemm(const conv2d_layer *c, const float *in, float *o
     }
 }
 
+/* Winograd: the kernel's transform in the shared region (backward's,
+ * unused in forward), then one sample at a time in the thread's block. */
+static void conv2d_forward_winograd(const conv2d_layer *c, const float *in, float *out, int B, cnnviz_pass *p) {
+    const cnnviz_layer *l = &c->base;
+    const float *bias = c->use_bias ? l->param[1].data : NULL;
+    int relu = l->activation == CNNVIZ_ACT_RELU;
+    float *u = p->scratch;
+    cnnviz_winograd_weights(l->param[0].data, c->C, c->F, u);
+    #pragma omp parallel num_threads(threads_for(B))
+    {
+        cnnviz_omp_serial_inside();
+        float *block = thread_block(c, p->scratch, B);
+        #pragma omp for schedule(static)
+        for (int b = 0; b < B; b++) {
+            float *y = out + (size_t)b * out_floats(c);
+            cnnviz_winograd_sample(in + (size_t)b * in_floats(c), c->H, c->W, c->C, c->pad_top, c->pad_left, u, bias,
+                                   relu, y, c->OH, c->OW, c->F, block);
+            if (!relu) cnnviz_activation_forward(l->activation, c->alpha, y, out_floats(c), c->F);
+        }
+    }
+}
+
 static void conv2d_forward(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p) {
     const conv2d_layer *c = (const conv2d_layer *)l;
     if (c->direct)
         conv2d_forward_direct(c, in, out, B);
+    else if (c->winograd)
+        conv2d_forward_winograd(c, in, out, B, p);
     else
         conv2d_forward_gemm(c, in, out, B, p);
 }
@@ -530,13 +559,17 @@ static size_t shared_floats(const conv2d_layer *c, int B) {
     size_t kf = (size_t)c->K * c->F;
     if (c->direct) return (size_t)B * out_floats(c) + (size_t)B * (kf + c->F);
     int per = chunk_samples(c), nchunks = (B + per - 1) / per;
-    return (size_t)weight_partitions() * kf + (size_t)nchunks * c->F;
+    size_t n = (size_t)weight_partitions() * kf + (size_t)nchunks * c->F;
+    size_t u = c->winograd ? cnnviz_winograd_weight_floats(c->C, c->F) : 0;
+    return n > u ? n : u;
 }
 
 static size_t thread_floats(const conv2d_layer *c) {
     if (c->direct) return (size_t)c->OH * c->OW * padded_k(c);
     int per = chunk_samples(c);
-    return (size_t)per * (2 * col_floats_per_sample(c) + out_floats(c));
+    size_t n = (size_t)per * (2 * col_floats_per_sample(c) + out_floats(c));
+    size_t w = c->winograd ? cnnviz_winograd_block_floats(c->C, c->F) : 0;
+    return n > w ? n : w;
 }
 
 /* this thread's block; B must be the batch the shared region was laid out for */
@@ -1126,6 +1159,7 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
     c->direct = c->K <= DIRECT_MAX_K;
+    c->winograd = !c->direct && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW);
     c->alpha = cnnviz_fused_activation_alpha(spec->activation);
     l->activation = spec->activation;
     l->out_shape = cnnviz_shape3(c->OH, c->OW, c->F);

@@ -52,3 +52,15 @@ void cnnviz_bias_activation_rows(float *y, const float *bias, size_t rows, int n
                                  float alpha);
 /* db[j] += sum_r dz[r][j], rows summed in order. Serial. */
 void cnnviz_bias_grad_rows(float *db, const float *dz, size_t rows, int n);
+
+/* Winograd F(2x2, 3x3) for stride-1 3x3 convolutions (src/layers/winograd.c).
+ * usable: the geometry is supported (C and F multiples of 16) and saves at
+ * least 1.5x of the arithmetic. weights: U (weight_floats) from the HWIO
+ * kernel. sample: one sample's output with bias and, if relu, ReLU, using
+ * a block of block_floats. */
+int cnnviz_winograd_usable(int kh, int kw, int sh, int sw, int C, int F, int OH, int OW);
+size_t cnnviz_winograd_weight_floats(int C, int F);
+size_t cnnviz_winograd_block_floats(int C, int F);
+void cnnviz_winograd_weights(const float *w, int C, int F, float *u);
+void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
+                            const float *bias, int relu, float *out, int OH, int OW, int F, float *block);
