@@ -398,9 +398,12 @@ void render_colorbar(render_canvas *cv, int x, int y, int w, int h, const uint8_
     int rows = h;
     float *ramp = malloc((size_t)rows * sizeof *ramp);
     if (!ramp) return;
-    for (int r = 0; r < rows; r++) ramp[r] = hi > lo ? hi - (hi - lo) * ((float)r + 0.5f) / (float)rows : lo;
+    /* the ramp runs over [0, 1], not [lo, hi]: its pixels are the same for
+     * any range, so a last-bit change of the data's maximum cannot move a
+     * level boundary of the bar (figures are checked by checksum) */
+    for (int r = 0; r < rows; r++) ramp[r] = 1.0f - ((float)r + 0.5f) / (float)rows;
     render_map m = {ramp, rows, 1, 1, 1};
-    cairo_surface_t *s = map_surface(&m, w, 1, lut, lo, hi);
+    cairo_surface_t *s = map_surface(&m, w, 1, lut, 0.0f, hi > lo ? 1.0f : 0.0f);
     if (cairo_surface_status(s) == CAIRO_STATUS_SUCCESS) paint_surface(cv, s, x, y);
     cairo_surface_destroy(s);
     free(ramp);
