@@ -610,15 +610,6 @@ static void direct_input_grad_any(const conv2d_layer *c, const float *dz, const 
         }
 }
 
-/* the sum of a vector's lanes, in a fixed tree order */
-static inline float hsum16(cnnviz_v16 v) {
-    v += __builtin_shuffle(v, (cnnviz_v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    v += __builtin_shuffle(v, (cnnviz_v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
-    v += __builtin_shuffle(v, (cnnviz_v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
-    v += __builtin_shuffle(v, (cnnviz_v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
-    return v[0];
-}
-
 /* Stride 1, gathered rather than scattered: each input value is the sum,
  * over the taps whose output pixel exists, of dz(that pixel)·W(tap, ch).
  * No memset, no read-modify-write; four neighbouring input pixels at a
@@ -677,10 +668,10 @@ static void direct_input_grad_s1(const conv2d_layer *c, const float *restrict dz
                             s3 += d[3 * F + f] * wp[f];
                         }
                     }
-                    xp[ch] = hsum16(a0 + b0) + s0;
-                    xp[C + ch] = hsum16(a1 + b1) + s1;
-                    xp[2 * C + ch] = hsum16(a2 + b2) + s2;
-                    xp[3 * C + ch] = hsum16(a3 + b3) + s3;
+                    xp[ch] = cnnviz_hsum16(a0 + b0) + s0;
+                    xp[C + ch] = cnnviz_hsum16(a1 + b1) + s1;
+                    xp[2 * C + ch] = cnnviz_hsum16(a2 + b2) + s2;
+                    xp[3 * C + ch] = cnnviz_hsum16(a3 + b3) + s3;
                 }
                 ix += 4;
                 continue;
@@ -701,7 +692,7 @@ static void direct_input_grad_s1(const conv2d_layer *c, const float *restrict dz
                         for (; f + 16 <= F; f += 16) a += *(const cnnviz_v16u *)(d + f) * *(const cnnviz_v16u *)(wp + f);
                         for (; f < F; f++) s += d[f] * wp[f];
                     }
-                xp[ch] = hsum16(a + b) + s;
+                xp[ch] = cnnviz_hsum16(a + b) + s;
             }
             ix++;
         }

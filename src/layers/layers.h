@@ -46,6 +46,15 @@ typedef float cnnviz_v16 __attribute__((vector_size(64)));
 typedef float cnnviz_v16u __attribute__((vector_size(64), aligned(4)));
 typedef int cnnviz_v16i __attribute__((vector_size(64)));
 
+/* the sum of a vector's lanes, in a fixed tree order */
+static inline float cnnviz_hsum16(cnnviz_v16 v) {
+    v += __builtin_shuffle(v, (cnnviz_v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (cnnviz_v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+    v += __builtin_shuffle(v, (cnnviz_v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+    v += __builtin_shuffle(v, (cnnviz_v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    return v[0];
+}
+
 /* y = act(y + bias) over rows of n, in one pass for relu/linear (bias may
  * be NULL). Serial: callers run it on their own share of the rows. */
 void cnnviz_bias_activation_rows(float *y, const float *bias, size_t rows, int n, cnnviz_activation act,
