@@ -215,27 +215,37 @@ static int window_row(const cnnviz_oip_objective *ob, int oy, int ox, int ky, in
     return iy;
 }
 
-/* z[p] for every position p of map m of one sample. A window inside the
- * input with rows of a multiple of 16 floats (the seed net's conv layers)
- * sums into one vector and is reduced once; others go row by row. */
+/* z at position (oy, ox) when its window lies inside the input and its
+ * rows are a multiple of 16 floats (the seed net's second and third conv
+ * layers): one vector accumulator, one reduction. */
 CNNVIZ_HOT
-static void head_forward(const cnnviz_oip_objective *ob, const float *in, int m, float *z) {
-    const float *k = ob->kmap + (size_t)m * ob->K;
-    float b = ob->bias ? ob->bias[m] : 0.0f;
+static void head_forward_v16(const cnnviz_oip_objective *ob, const float *in, const float *k, float b, float *z) {
     size_t rowlen = (size_t)ob->kw * ob->C;
     for (int oy = 0; oy < ob->OH; oy++)
         for (int ox = 0; ox < ob->OW; ox++) {
-            int iy0 = oy * ob->sh - ob->pad_top, ix0 = ox * ob->sw - ob->pad_left;
-            if (rowlen % 16 == 0 && iy0 >= 0 && iy0 + ob->kh <= ob->H && ix0 >= 0 && ix0 + ob->kw <= ob->W) {
-                cnnviz_v16 v = {0};
-                for (int ky = 0; ky < ob->kh; ky++) {
-                    const float *xr = in + ((size_t)(iy0 + ky) * ob->W + ix0) * ob->C, *kr = k + ky * rowlen;
-                    for (size_t i = 0; i < rowlen; i += 16)
-                        v += *(const cnnviz_v16u *)(xr + i) * *(const cnnviz_v16u *)(kr + i);
-                }
-                z[oy * ob->OW + ox] = cnnviz_hsum16(v) + b;
-                continue;
+            const float *x0 = in + ((size_t)(oy * ob->sh) * ob->W + ox * ob->sw) * ob->C;
+            cnnviz_v16 v = {0};
+            for (int ky = 0; ky < ob->kh; ky++) {
+                const float *xr = x0 + (size_t)ky * ob->W * ob->C, *kr = k + ky * rowlen;
+                for (size_t i = 0; i < rowlen; i += 16)
+                    v += *(const cnnviz_v16u *)(xr + i) * *(const cnnviz_v16u *)(kr + i);
             }
+            z[oy * ob->OW + ox] = cnnviz_hsum16(v) + b;
+        }
+}
+
+/* z[p] for every position p of map m of one sample. */
+static void head_forward(const cnnviz_oip_objective *ob, const float *in, int m, float *z) {
+    const float *k = ob->kmap + (size_t)m * ob->K;
+    float b = ob->bias ? ob->bias[m] : 0.0f;
+    /* every window inside: no padding, and the last one ends within the input */
+    if ((size_t)ob->kw * ob->C % 16 == 0 && ob->pad_top == 0 && ob->pad_left == 0 &&
+        (ob->OH - 1) * ob->sh + ob->kh <= ob->H && (ob->OW - 1) * ob->sw + ob->kw <= ob->W) {
+        head_forward_v16(ob, in, k, b, z);
+        return;
+    }
+    for (int oy = 0; oy < ob->OH; oy++)
+        for (int ox = 0; ox < ob->OW; ox++) {
             float acc = 0.0f;
             for (int ky = 0; ky < ob->kh; ky++) {
                 int k0, k1, iy = window_row(ob, oy, ox, ky, &k0, &k1);
@@ -252,7 +262,6 @@ static void head_forward(const cnnviz_oip_objective *ob, const float *in, int m,
 }
 
 /* din (one sample, head input) = sum over positions of g[p] * map m's window weights */
-CNNVIZ_HOT
 static void head_backward(const cnnviz_oip_objective *ob, const float *g, int m, float *din) {
     const float *k = ob->kmap + (size_t)m * ob->K;
     memset(din, 0, ob->head_in * sizeof *din);
