@@ -244,7 +244,18 @@ static void check_conv_forward(int H, int W, int C, int F, int k, int s, int sam
     rig_free(&r);
 }
 
-START_TEST(conv_forward_matches_reference) {
+/* Run a check on the paths AVX-512 machines take (direct conv, Winograd,
+ * 16-channel pooling) and on those AVX2 machines take (sgemm, plain
+ * loops), whatever this CPU is (cnnviz_wide_vectors). */
+static void both_vector_widths(void (*check)(void)) {
+    for (int wide = 0; wide < 2; wide++) {
+        cnnviz_force_wide_vectors(wide);
+        check();
+    }
+    cnnviz_force_wide_vectors(-1);
+}
+
+static void conv_forward_matches_reference_body(void) {
     check_conv_forward(5, 5, 1, 3, 3, 2, 1, 0, 2);  /* same, stride 2, odd size */
     check_conv_forward(5, 5, 1, 3, 3, 2, 0, 0, 2);  /* valid, stride 2 */
     check_conv_forward(7, 6, 3, 4, 5, 1, 1, 0, 3);  /* 5x5 same, non-square */
@@ -261,6 +272,10 @@ START_TEST(conv_forward_matches_reference) {
     check_conv_forward(12, 12, 16, 16, 3, 1, 1, 0, 2); /* same padding, even output */
     check_conv_forward(11, 10, 16, 48, 3, 1, 0, 1, 2); /* non-square, 48 maps (the 16-map loop), no bias */
     check_conv_forward(28, 28, 16, 32, 3, 1, 1, 0, 2); /* 196 tiles: several tile blocks */
+}
+
+START_TEST(conv_forward_matches_reference) {
+    both_vector_widths(conv_forward_matches_reference_body);
 }
 END_TEST
 
@@ -326,7 +341,7 @@ static void check_pool_forward(int is_max, int H, int W, int C, int k, int s, in
     rig_free(&r);
 }
 
-START_TEST(pool_forward_matches_reference) {
+static void pool_forward_matches_reference_body(void) {
     for (int is_max = 0; is_max < 2; is_max++) {
         check_pool_forward(is_max, 26, 26, 3, 2, 0, 0, 2);
         check_pool_forward(is_max, 11, 11, 4, 2, 0, 0, 2); /* odd: floor */
@@ -342,6 +357,10 @@ START_TEST(pool_forward_matches_reference) {
         check_pool_forward(is_max, 9, 9, 16, 3, 1, 0, 2);
         check_pool_forward(is_max, 7, 7, 48, 2, 3, 0, 2); /* stride > pool: gaps */
     }
+}
+
+START_TEST(pool_forward_matches_reference) {
+    both_vector_widths(pool_forward_matches_reference_body);
 }
 END_TEST
 
@@ -438,7 +457,7 @@ static void conv_grad_case(int H, int W, int C, int F, int k, int s, cnnviz_padd
     rig_free(&r);
 }
 
-START_TEST(conv_gradients) {
+static void conv_gradients_body(void) {
     conv_grad_case(6, 6, 1, 4, 3, 1, CNNVIZ_PAD_VALID, CNNVIZ_ACT_LINEAR, 0, 2);  /* direct path */
     conv_grad_case(7, 7, 3, 4, 3, 2, CNNVIZ_PAD_SAME, CNNVIZ_ACT_LINEAR, 0, 2);   /* im2col, stride 2 */
     conv_grad_case(7, 6, 2, 3, 5, 1, CNNVIZ_PAD_SAME, CNNVIZ_ACT_LINEAR, 0, 2);   /* 5x5 */
@@ -451,6 +470,10 @@ START_TEST(conv_gradients) {
     conv_grad_case(7, 5, 1, 20, 3, 2, CNNVIZ_PAD_SAME, CNNVIZ_ACT_LINEAR, 0, 2);
     /* many chunks of one sample each, more chunks than partitions */
     conv_grad_case(40, 40, 16, 3, 3, 1, CNNVIZ_PAD_VALID, CNNVIZ_ACT_LINEAR, 0, 7);
+}
+
+START_TEST(conv_gradients) {
+    both_vector_widths(conv_gradients_body);
 }
 END_TEST
 
@@ -503,7 +526,7 @@ static void compare_fused_with_separate(cnnviz_shape in, cnnviz_layer_spec spec,
     rig_free(&r);
 }
 
-START_TEST(conv_activation_gradients) {
+static void conv_activation_gradients_body(void) {
     /* smooth activations (ELU with alpha 1 is C1): finite differences */
     cnnviz_activation smooth[] = {CNNVIZ_ACT_SIGMOID, CNNVIZ_ACT_TANH, CNNVIZ_ACT_SOFTMAX, CNNVIZ_ACT_ELU};
     for (int i = 0; i < 4; i++) {
@@ -523,6 +546,10 @@ START_TEST(conv_activation_gradients) {
         d.activation = kinked[i];
         compare_fused_with_separate(cnnviz_shape1(9), d, 3);
     }
+}
+
+START_TEST(conv_activation_gradients) {
+    both_vector_widths(conv_activation_gradients_body);
 }
 END_TEST
 
@@ -582,7 +609,7 @@ static cnnviz_model *conv_relu_pool(int separate, cnnviz_error *err) {
     return m;
 }
 
-START_TEST(relu_pool_backward_fused) {
+static void relu_pool_backward_fused_body(void) {
     cnnviz_error err;
     cnnviz_model *fused = conv_relu_pool(0, &err), *plain = conv_relu_pool(1, &err);
     ck_assert(cnnviz_fused_relu_pool(fused, 1));
@@ -631,9 +658,13 @@ START_TEST(relu_pool_backward_fused) {
     cnnviz_model_free(fused);
     cnnviz_model_free(plain);
 }
+
+START_TEST(relu_pool_backward_fused) {
+    both_vector_widths(relu_pool_backward_fused_body);
+}
 END_TEST
 
-START_TEST(pool_gradients) {
+static void pool_gradients_body(void) {
     struct {
         int k, s, H, W;
         cnnviz_padding pad;
@@ -654,6 +685,10 @@ START_TEST(pool_gradients) {
                 rig_free(&r);
             }
         }
+}
+
+START_TEST(pool_gradients) {
+    both_vector_widths(pool_gradients_body);
 }
 END_TEST
 

@@ -3,6 +3,21 @@
 
 #include "layers.h"
 
+static int forced_wide = -1;
+
+void cnnviz_force_wide_vectors(int wide) { forced_wide = wide < 0 ? -1 : wide != 0; }
+
+int cnnviz_wide_vectors(void) {
+    if (forced_wide >= 0) return forced_wide;
+#ifdef CNNVIZ_CLONES
+    return __builtin_cpu_supports("x86-64-v4") != 0;
+#elif defined(__AVX512F__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void *cnnviz_layer_alloc(size_t size, const cnnviz_layer_ops *ops, cnnviz_error *err) {
     cnnviz_layer *l = calloc(1, size);
     if (!l) {

@@ -990,7 +990,7 @@ static void sparse_input_grad_windows(const conv2d_layer *c, const float *restri
 /* whether sparse_weight_grad_windows handles this layer */
 static int windows_direct(const conv2d_layer *c) {
     int seg = c->kw * c->C;
-    return c->pad_top == 0 && c->pad_left == 0 && (c->OH - 1) * c->sh + c->kh <= c->H &&
+    return cnnviz_wide_vectors() && c->pad_top == 0 && c->pad_left == 0 && (c->OH - 1) * c->sh + c->kh <= c->H &&
            (c->OW - 1) * c->sw + c->kw <= c->W && seg % 16 == 0 &&
            (seg == 32 || seg == 64 || seg == 96 || seg == 128) &&
            (size_t)chunk_samples(c) * in_floats(c) < ((size_t)1 << 30);
@@ -1149,8 +1149,8 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     cnnviz_window_geometry(c->W, c->kw, c->sw, spec->padding, &c->OW, &c->pad_left);
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
-    c->direct = c->K <= DIRECT_MAX_K;
-    c->winograd = !c->direct && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW);
+    c->direct = c->K <= DIRECT_MAX_K && cnnviz_wide_vectors();
+    c->winograd = !c->direct && cnnviz_wide_vectors() && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW);
     c->alpha = cnnviz_fused_activation_alpha(spec->activation);
     l->activation = spec->activation;
     l->out_shape = cnnviz_shape3(c->OH, c->OW, c->F);

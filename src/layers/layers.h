@@ -29,9 +29,21 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
  * picks the same version, so results stay bit-identical run to run. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNVIZ_NO_CLONES)
 #define CNNVIZ_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CNNVIZ_CLONES 1
 #else
 #define CNNVIZ_HOT
 #endif
+
+/* Whether the hot loops run with 16-float vectors in one register
+ * (AVX-512: the x86-64-v4 clone, or a build for it). The kernels written
+ * around cnnviz_v16 with many accumulators (the direct conv, Winograd,
+ * the 16-channel pooling, the gradient-ascent head) spill on AVX2, where
+ * they measured 6 to 30 times slower than OpenBLAS' sgemm or the plain
+ * loops; layers pick those paths there instead. */
+int cnnviz_wide_vectors(void);
+/* Tests: 1 or 0 makes layers built from now on take the wide or the
+ * narrow paths whatever the CPU; -1 goes back to asking the CPU. */
+void cnnviz_force_wide_vectors(int wide);
 
 /* Keep short copy loops as loops (GCC would call memcpy for each). */
 #if defined(__GNUC__) && !defined(__clang__)

@@ -182,7 +182,7 @@ static void pool2d_forward(const cnnviz_layer *l, const float *in, float *out, i
     (void)p;
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
-    int v16 = q->is_max && q->C % 16 == 0;
+    int v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors();
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
         if (v16)
@@ -196,7 +196,7 @@ static void pool2d_backward(const cnnviz_layer *l, const float *in, const float 
                             float *din, int B, cnnviz_pass *p) {
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
-    int v16 = q->is_max && q->C % 16 == 0, relu = q->is_max && p->relu_input;
+    int v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors(), relu = q->is_max && p->relu_input;
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
         if (v16)

@@ -239,7 +239,7 @@ static void head_forward(const cnnviz_oip_objective *ob, const float *in, int m,
     const float *k = ob->kmap + (size_t)m * ob->K;
     float b = ob->bias ? ob->bias[m] : 0.0f;
     /* every window inside: no padding, and the last one ends within the input */
-    if ((size_t)ob->kw * ob->C % 16 == 0 && ob->pad_top == 0 && ob->pad_left == 0 &&
+    if (cnnviz_wide_vectors() && (size_t)ob->kw * ob->C % 16 == 0 && ob->pad_top == 0 && ob->pad_left == 0 &&
         (ob->OH - 1) * ob->sh + ob->kh <= ob->H && (ob->OW - 1) * ob->sw + ob->kw <= ob->W) {
         head_forward_v16(ob, in, k, b, z);
         return;
