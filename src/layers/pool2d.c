@@ -178,6 +178,40 @@ static void maxpool_backward_v16(const pool2d_layer *q, const float *restrict x,
         }
 }
 
+/* Max backward for the common 2x2 pool with stride 2 and no padding, in
+ * plain loops over the channels that vectorise at any width (the path of
+ * machines without AVX-512, where maxpool_backward_v16 spills): each
+ * input written once, the first maximum of the window taking the
+ * gradient. The rows and columns the floor leaves out get zeros. */
+CNNVIZ_HOT
+static void maxpool_backward_2x2(const pool2d_layer *q, const float *restrict x, const float *restrict y,
+                                 const float *restrict dy, float *restrict dx, int relu_input) {
+    int C = q->C, W = q->W;
+    size_t row = (size_t)W * C;
+    if (2 * q->OH < q->H) memset(dx + (size_t)(2 * q->OH) * row, 0, (size_t)(q->H - 2 * q->OH) * row * sizeof *dx);
+    for (int oy = 0; oy < q->OH; oy++) {
+        if (2 * q->OW < W)
+            for (int r = 2 * oy; r < 2 * oy + 2; r++)
+                memset(dx + (size_t)r * row + (size_t)(2 * q->OW) * C, 0, (size_t)(W - 2 * q->OW) * C * sizeof *dx);
+        for (int ox = 0; ox < q->OW; ox++) {
+            size_t i = (size_t)(2 * oy) * row + (size_t)(2 * ox) * C, o = ((size_t)oy * q->OW + ox) * C;
+            const float *restrict a = x + i, *restrict b = a + C, *restrict cc = a + row, *restrict d = cc + C;
+            float *restrict da = dx + i, *restrict db = da + C, *restrict dc = da + row, *restrict dd = dc + C;
+            const float *restrict m = y + o, *restrict g = dy + o;
+            #pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float gv = relu_input && !(m[c] > 0.0f) ? 0.0f : g[c];
+                int h0 = a[c] == m[c], h1 = !h0 && b[c] == m[c], h2 = !h0 && !h1 && cc[c] == m[c];
+                int h3 = !h0 && !h1 && !h2 && d[c] == m[c];
+                da[c] = h0 ? gv : 0.0f;
+                db[c] = h1 ? gv : 0.0f;
+                dc[c] = h2 ? gv : 0.0f;
+                dd[c] = h3 ? gv : 0.0f;
+            }
+        }
+    }
+}
+
 static void pool2d_forward(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p) {
     (void)p;
     const pool2d_layer *q = (const pool2d_layer *)l;
@@ -197,10 +231,14 @@ static void pool2d_backward(const cnnviz_layer *l, const float *in, const float 
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
     int v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors(), relu = q->is_max && p->relu_input;
+    int two = q->is_max && q->ph == 2 && q->pw == 2 && q->sh == 2 && q->sw == 2 && q->pad_top == 0 &&
+              q->pad_left == 0 && 2 * q->OH <= q->H && 2 * q->OW <= q->W; /* every window whole */
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
         if (v16)
             maxpool_backward_v16(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
+        else if (two)
+            maxpool_backward_2x2(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
         else
             pool_backward_sample(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
     }
