@@ -990,8 +990,8 @@ static void sparse_input_grad_windows(const conv2d_layer *c, const float *restri
 /* whether sparse_weight_grad_windows handles this layer */
 static int windows_direct(const conv2d_layer *c) {
     int seg = c->kw * c->C;
-    return cnnviz_wide_vectors() && c->pad_top == 0 && c->pad_left == 0 && (c->OH - 1) * c->sh + c->kh <= c->H &&
-           (c->OW - 1) * c->sw + c->kw <= c->W && seg % 16 == 0 &&
+    return cnnviz_wide_vectors() && cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
+           cnnviz_windows_inside(c->W, c->kw, c->sw, c->OW, c->pad_left) && seg % 16 == 0 &&
            (seg == 32 || seg == 64 || seg == 96 || seg == 128) &&
            (size_t)chunk_samples(c) * in_floats(c) < ((size_t)1 << 30);
 }
@@ -1149,8 +1149,10 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     cnnviz_window_geometry(c->W, c->kw, c->sw, spec->padding, &c->OW, &c->pad_left);
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
-    c->direct = c->K <= DIRECT_MAX_K && cnnviz_wide_vectors();
-    c->winograd = !c->direct && cnnviz_wide_vectors() && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW);
+    /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors) */
+    int wide = cnnviz_wide_vectors();
+    c->direct = wide && c->K <= DIRECT_MAX_K;
+    c->winograd = wide && !c->direct && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW);
     c->alpha = cnnviz_fused_activation_alpha(spec->activation);
     l->activation = spec->activation;
     l->out_shape = cnnviz_shape3(c->OH, c->OW, c->F);

@@ -18,6 +18,11 @@ static inline int cnnviz_last_dim(const cnnviz_shape *s) { return s->rank ? s->d
  * valid: floor((in-k)/s)+1, no pad; same: ceil(in/s), the total pad
  * max((out-1)*s+k-in, 0) split with the smaller half first. */
 void cnnviz_window_geometry(int in, int k, int s, cnnviz_padding pad, int *out, int *pad_before);
+/* Whether all `out` windows of size k, stride s, after pad_before lie
+ * inside the input along one axis (no padding read, none cut by the end). */
+static inline int cnnviz_windows_inside(int in, int k, int s, int out, int pad_before) {
+    return pad_before == 0 && (out - 1) * s + k <= in;
+}
 
 /* Keras' default slope/alpha for an activation named by string on a
  * Conv2D/Dense (keras.activations.leaky_relu: 0.2, elu: 1.0). */
@@ -38,8 +43,8 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
  * (AVX-512: the x86-64-v4 clone, or a build for it). The kernels written
  * around cnnviz_v16 with many accumulators (the direct conv, Winograd,
  * the 16-channel pooling, the gradient-ascent head) spill on AVX2, where
- * they measured 6 to 30 times slower than OpenBLAS' sgemm or the plain
- * loops; layers pick those paths there instead. */
+ * they measured 8 to 14 times slower than OpenBLAS' sgemm or the plain
+ * loops; layers pick those paths there instead, when they are built. */
 int cnnviz_wide_vectors(void);
 /* Tests: 1 or 0 makes layers built from now on take the wide or the
  * narrow paths whatever the CPU; -1 goes back to asking the CPU. */

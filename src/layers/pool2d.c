@@ -16,6 +16,8 @@ typedef struct {
     int H, W, C, OH, OW;
     int ph, pw, sh, sw, pad_top, pad_left;
     int is_max;
+    int v16;    /* max pooling, C a multiple of 16, AVX-512: the *_v16 kernels */
+    int two_by_two; /* max pooling 2x2/2 with every window whole: maxpool_backward_2x2 */
 } pool2d_layer;
 
 /* the window of output (oy, ox) clipped to the input: rows [y0,y1), cols [x0,x1) */
@@ -216,10 +218,9 @@ static void pool2d_forward(const cnnviz_layer *l, const float *in, float *out, i
     (void)p;
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
-    int v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors();
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
-        if (v16)
+        if (q->v16)
             maxpool_forward_v16(q, in + b * isz, out + b * osz);
         else
             pool_forward_sample(q, in + b * isz, out + b * osz);
@@ -230,14 +231,12 @@ static void pool2d_backward(const cnnviz_layer *l, const float *in, const float 
                             float *din, int B, cnnviz_pass *p) {
     const pool2d_layer *q = (const pool2d_layer *)l;
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
-    int v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors(), relu = q->is_max && p->relu_input;
-    int two = q->is_max && q->ph == 2 && q->pw == 2 && q->sh == 2 && q->sw == 2 && q->pad_top == 0 &&
-              q->pad_left == 0 && 2 * q->OH <= q->H && 2 * q->OW <= q->W; /* every window whole */
+    int relu = q->is_max && p->relu_input;
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
-        if (v16)
+        if (q->v16)
             maxpool_backward_v16(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
-        else if (two)
+        else if (q->two_by_two)
             maxpool_backward_2x2(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
         else
             pool_backward_sample(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
@@ -271,6 +270,10 @@ cnnviz_layer *cnnviz_pool2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     q->sw = spec->strides[1] ? spec->strides[1] : q->pw;
     cnnviz_window_geometry(q->H, q->ph, q->sh, spec->padding, &q->OH, &q->pad_top);
     cnnviz_window_geometry(q->W, q->pw, q->sw, spec->padding, &q->OW, &q->pad_left);
+    q->v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors();
+    q->two_by_two = q->is_max && q->ph == 2 && q->pw == 2 && q->sh == 2 && q->sw == 2 &&
+                    cnnviz_windows_inside(q->H, 2, 2, q->OH, q->pad_top) &&
+                    cnnviz_windows_inside(q->W, 2, 2, q->OW, q->pad_left);
     q->base.out_shape = cnnviz_shape3(q->OH, q->OW, q->C);
     return &q->base;
 }

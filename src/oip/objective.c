@@ -24,12 +24,18 @@
 #include "model-impl.h"
 #include "oip-impl.h"
 
+/* Images per forward-head-backward round in cnnviz_oip_objective_eval;
+ * the workspace and buffers are sized for one round. */
+#ifndef OIP_MICRO_BATCH
+#define OIP_MICRO_BATCH 8
+#endif
+
 typedef enum { HEAD_CONV, HEAD_DENSE, HEAD_ENGINE } head_kind;
 
 struct cnnviz_oip_objective {
     const cnnviz_model *m;
     cnnviz_workspace *ws; /* NULL when the engine runs no layer (head on the input) */
-    int max_batch;
+    int max_batch;        /* images per round: min(the caller's batch, OIP_MICRO_BATCH) */
     head_kind kind;
     int obj_layer;        /* the layer whose output holds the objective */
     int eng_last;         /* the last layer the engine runs; -1 = none */
@@ -40,6 +46,7 @@ struct cnnviz_oip_objective {
     int channels;         /* maps */
     /* HEAD_CONV geometry (HEAD_DENSE: H = rows, W = kh = kw = 1, C = K = in_dim) */
     int H, W, C, OH, OW, kh, kw, sh, sw, pad_top, pad_left;
+    int vector_head;      /* head_forward_v16 applies: AVX-512, every window inside, rows of 16k floats */
     size_t K;             /* weights per map */
     float *kmap;          /* (channels, K): map m's weights contiguous */
     const float *bias;    /* (channels) or NULL */
@@ -140,6 +147,9 @@ static int setup_head(cnnviz_oip_objective *ob, const cnnviz_model *m) {
         ob->OH = ob->H, ob->OW = 1, ob->kh = ob->kw = ob->sh = ob->sw = 1;
     }
     ob->K = (size_t)ob->kh * ob->kw * ob->C;
+    ob->vector_head = ob->kind == HEAD_CONV && cnnviz_wide_vectors() && (size_t)ob->kw * ob->C % 16 == 0 &&
+                      cnnviz_windows_inside(ob->H, ob->kh, ob->sh, ob->OH, ob->pad_top) &&
+                      cnnviz_windows_inside(ob->W, ob->kw, ob->sw, ob->OW, ob->pad_left);
     if (kernel->size != ob->K * (size_t)ob->channels) return 1;
     ob->kmap = malloc(kernel->size * sizeof *ob->kmap);
     if (!ob->kmap) return 2;
@@ -156,7 +166,7 @@ cnnviz_oip_objective *cnnviz_oip_objective_new(const cnnviz_model *m, const cnnv
     cnnviz_oip_objective *ob = calloc(1, sizeof *ob);
     if (!ob) goto nomem;
     ob->m = m;
-    ob->max_batch = max_batch;
+    ob->max_batch = max_batch < OIP_MICRO_BATCH ? max_batch : OIP_MICRO_BATCH;
     ob->leak = o->leak;
     ob->in_size = cnnviz_shape_size(&m->input_shape);
     choose_head(ob, m, o->layer);
@@ -179,14 +189,14 @@ cnnviz_oip_objective *cnnviz_oip_objective_new(const cnnviz_model *m, const cnnv
          * no state from forward (max pooling finds its maxima again, Dropout
          * is the identity), and without kept im2col columns each conv works
          * on L2-sized chunks. */
-        ob->ws = cnnviz_workspace_new(m, max_batch, 0, err);
+        ob->ws = cnnviz_workspace_new(m, ob->max_batch, 0, err);
         if (!ob->ws) {
             cnnviz_oip_objective_free(ob);
             return NULL;
         }
     }
-    ob->z = malloc((size_t)max_batch * ob->positions * sizeof *ob->z);
-    ob->dhead = malloc((size_t)max_batch * ob->head_in * sizeof *ob->dhead);
+    ob->z = malloc((size_t)ob->max_batch * ob->positions * sizeof *ob->z);
+    ob->dhead = malloc((size_t)ob->max_batch * ob->head_in * sizeof *ob->dhead);
     if (!ob->z || !ob->dhead) goto nomem;
     return ob;
 nomem:
@@ -238,9 +248,7 @@ static void head_forward_v16(const cnnviz_oip_objective *ob, const float *in, co
 static void head_forward(const cnnviz_oip_objective *ob, const float *in, int m, float *z) {
     const float *k = ob->kmap + (size_t)m * ob->K;
     float b = ob->bias ? ob->bias[m] : 0.0f;
-    /* every window inside: no padding, and the last one ends within the input */
-    if (cnnviz_wide_vectors() && (size_t)ob->kw * ob->C % 16 == 0 && ob->pad_top == 0 && ob->pad_left == 0 &&
-        (ob->OH - 1) * ob->sh + ob->kh <= ob->H && (ob->OW - 1) * ob->sw + ob->kw <= ob->W) {
+    if (ob->vector_head) {
         head_forward_v16(ob, in, k, b, z);
         return;
     }
@@ -328,11 +336,6 @@ static int threads_for(int jobs) {
     int t = cnnviz_get_threads();
     return t < 1 ? 1 : t < jobs ? t : jobs > 0 ? jobs : 1;
 }
-
-/* Images per forward-head-backward round in cnnviz_oip_objective_eval. */
-#ifndef OIP_MICRO_BATCH
-#define OIP_MICRO_BATCH 8
-#endif
 
 static void eval_batch(cnnviz_oip_objective *ob, const float *x, const int *maps, int B, float *value,
                        float *surrogate, float *grad) {
