@@ -35,6 +35,10 @@
 /* im2col for up to this many bytes of columns per chunk: a chunk's columns
  * and its output stay in a 2 MiB L2 while sgemm reads them */
 #define CHUNK_COL_BYTES (512 * 1024)
+/* and at most this many samples, so a training batch of 64 makes eight
+ * chunks: four weight partitions to share among the threads, where 25-sample
+ * chunks of a small late layer (3 chunks) left the second core idle */
+#define CHUNK_MAX_SAMPLES 8
 /* Below this K the direct kernel beats im2col + sgemm */
 #define DIRECT_MAX_K 16
 
@@ -86,7 +90,7 @@ static size_t out_floats(const conv2d_layer *c) { return (size_t)c->OH * c->OW *
 static int chunk_samples(const conv2d_layer *c) {
     size_t per = col_floats_per_sample(c) * sizeof(float);
     size_t n = CHUNK_COL_BYTES / (per ? per : 1);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    return n < 1 ? 1 : n > CHUNK_MAX_SAMPLES ? CHUNK_MAX_SAMPLES : (int)n;
 }
 
 /* col (nb*OH*OW, K) from in (nb, H, W, C); zeros where the window hangs
