@@ -664,6 +664,106 @@ START_TEST(relu_pool_backward_fused) {
 }
 END_TEST
 
+/* Conv2D(relu) + MaxPooling2D(2) backward, where the Conv2D's gradient is
+ * at most a quarter nonzero and goes through the kernels that skip zeros
+ * (by filter, by window row, AVX-512 lists or plain), against a float64
+ * reference built here from the forward pass's own outputs: each window's
+ * first maximum takes the pooled gradient when that maximum is positive.
+ * Sums of ~50 terms of size ~1 in float: differences are measured against
+ * max(|reference|, 1) (float rounding there is ~1e-5), where a wrong
+ * or missing term shows as ~0.1. */
+static void sparse_conv_case(int H, int C, int F, int k, int B) {
+    cnnviz_error err;
+    cnnviz_shape in = cnnviz_shape3(H, H, C);
+    cnnviz_model *m = cnnviz_model_new(&in);
+    cnnviz_layer_spec cs = conv_spec(F, k, 1, CNNVIZ_PAD_VALID, CNNVIZ_ACT_RELU);
+    cnnviz_layer_spec ps = pool_spec(1, 2, 0, CNNVIZ_PAD_VALID);
+    ck_assert_int_eq(cnnviz_model_add(m, &cs, &err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_add(m, &ps, &err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_finalize(m, &err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_alloc_grads(m, &err), CNNVIZ_OK);
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, (uint64_t)(H * 7 + C + F + k), 3);
+    for (size_t j = 0; j < m->num_params; j++) m->params[j] = 0.4f * (cnnviz_rng_uniform(&rng) - 0.5f);
+    int O = H - k + 1, P = O / 2;
+    size_t nin = (size_t)B * H * H * C, nout = (size_t)B * P * P * F;
+    float *x = malloc(nin * sizeof *x), *dy = malloc(nout * sizeof *dy), *dx = malloc(nin * sizeof *dx);
+    double *dz = calloc((size_t)B * O * O * F, sizeof *dz), *dw = calloc((size_t)k * k * C * F, sizeof *dw);
+    double *db = calloc((size_t)F, sizeof *db), *dxr = calloc(nin, sizeof *dxr);
+    float *dwf = malloc((size_t)k * k * C * F * sizeof *dwf), *dbf = malloc((size_t)F * sizeof *dbf);
+    float *dxf = malloc(nin * sizeof *dxf);
+    for (size_t i = 0; i < nin; i++) x[i] = cnnviz_rng_uniform(&rng);
+    for (size_t i = 0; i < nout; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
+    (void)cnnviz_forward(m, ws, x, B, -1, 1);
+    const float *y = cnnviz_layer_output(ws, 0);
+    cnnviz_model_zero_grads(m);
+    cnnviz_backward(m, ws, dy, B, -1, 1, dx);
+    size_t nz = 0;
+    for (int b = 0; b < B; b++)
+        for (int py = 0; py < P; py++)
+            for (int px = 0; px < P; px++)
+                for (int f = 0; f < F; f++) {
+                    int best = -1;
+                    float mx = -INFINITY;
+                    for (int t = 0; t < 4; t++) {
+                        float v = y[(((size_t)b * O + 2 * py + t / 2) * O + 2 * px + t % 2) * F + f];
+                        if (v > mx) mx = v, best = t;
+                    }
+                    if (!(mx > 0.0f)) continue;
+                    dz[(((size_t)b * O + 2 * py + best / 2) * O + 2 * px + best % 2) * F + f] =
+                        dy[(((size_t)b * P + py) * P + px) * F + f];
+                    nz++;
+                }
+    ck_assert_msg(nz > 0 && nz < (size_t)B * O * O * F / 4, "the case should be sparse but not empty");
+    const float *w = m->layers[0]->param[0].data;
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < O; oy++)
+            for (int ox = 0; ox < O; ox++)
+                for (int f = 0; f < F; f++) {
+                    double g = dz[(((size_t)b * O + oy) * O + ox) * F + f];
+                    if (g == 0.0) continue;
+                    db[f] += g;
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++)
+                            for (int c = 0; c < C; c++) {
+                                size_t xi = (((size_t)b * H + oy + ky) * H + ox + kx) * C + c;
+                                size_t wi = (((size_t)ky * k + kx) * C + c) * F + f;
+                                dw[wi] += g * x[xi];
+                                dxr[xi] += g * w[wi];
+                            }
+                }
+    for (size_t i = 0; i < (size_t)k * k * C * F; i++) dwf[i] = (float)dw[i];
+    for (int f = 0; f < F; f++) dbf[f] = (float)db[f];
+    for (size_t i = 0; i < nin; i++) dxf[i] = (float)dxr[i];
+    const cnnviz_layer *l = m->layers[0];
+    size_t at = 0;
+    double d = max_rel_diff(m->grads + l->param[0].offset, dwf, (size_t)k * k * C * F, 1.0, &at);
+    ck_assert_msg(d < 5e-5, "%dx%dx%d k%d F%d B%d: kernel gradient off by %g at %zu", H, H, C, k, F, B, d, at);
+    d = max_rel_diff(m->grads + l->param[1].offset, dbf, (size_t)F, 1.0, &at);
+    ck_assert_msg(d < 5e-5, "%dx%dx%d k%d F%d B%d: bias gradient off by %g at %zu", H, H, C, k, F, B, d, at);
+    d = max_rel_diff(dx, dxf, nin, 1.0, &at);
+    ck_assert_msg(d < 5e-5, "%dx%dx%d k%d F%d B%d: input gradient off by %g at %zu", H, H, C, k, F, B, d, at);
+    cnnviz_workspace_free(ws);
+    cnnviz_model_free(m);
+    free(x), free(dy), free(dx), free(dz), free(dw), free(db), free(dxr), free(dwf), free(dbf), free(dxf);
+}
+
+static void sparse_conv_backward_body(void) {
+    /* B = 3: one micro-batch; B = 20: depth-first micro-batches of 8 */
+    for (int B = 3; B <= 20; B += 17) {
+        sparse_conv_case(13, 32, 64, 3, B); /* the seed net's conv2d_1: lists by filter */
+        sparse_conv_case(9, 16, 32, 2, B);  /* a 2x2 kernel: window rows of 32 floats */
+        sparse_conv_case(10, 16, 32, 3, B); /* window rows of 48 floats: the column path */
+        sparse_conv_case(12, 32, 20, 3, B); /* 20 maps: plain nonzero lists */
+    }
+}
+
+START_TEST(sparse_conv_backward_matches_reference) {
+    both_vector_widths(sparse_conv_backward_body);
+}
+END_TEST
+
 static void pool_gradients_body(void) {
     struct {
         int k, s, H, W;
@@ -865,6 +965,7 @@ static Suite *make_layers_suite(void) {
     tcase_add_test(t, dense_forward_and_gradients);
     tcase_add_test(t, pool_gradients);
     tcase_add_test(t, relu_pool_backward_fused);
+    tcase_add_test(t, sparse_conv_backward_matches_reference);
     tcase_add_test(t, activation_layer_gradients);
     tcase_add_test(t, batchnorm_forward_and_gradients);
     tcase_add_test(t, dropout_inference_and_training);

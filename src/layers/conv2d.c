@@ -32,6 +32,10 @@
 
 #include "layers.h"
 
+#ifdef CNNVIZ_CLONES
+#include <immintrin.h>
+#endif
+
 /* im2col for up to this many bytes of columns per chunk: a chunk's columns
  * and its output stay in a 2 MiB L2 while sgemm reads them */
 #define CHUNK_COL_BYTES (512 * 1024)
@@ -936,17 +940,12 @@ static void sparse_weight_grad_windows(const conv2d_layer *c, const float *restr
     }
 }
 
-/* sparse_input_grad for the layers sparse_weight_grad_windows takes: each
- * window row (ky) of W^T in turn, a few KiB that stay in L1, over every
- * pixel's nonzero dz (kept as lists, rs[p] to rs[p+1] in lf/lv), added
- * straight into the window's input row. */
-static inline __attribute__((always_inline)) void
-sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
-                             float *restrict din, int nb, int *restrict rs, int *restrict lf, float *restrict lv,
-                             const int NV) {
-    int F = c->F, K = c->K, seg = c->kw * c->C, rows = nb * c->OH * c->OW;
-    const cnnviz_v16 zero = {0};
-    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
+/* The nonzeros of dz (rows, F), row by row: row p's are lf/lv[rs[p] ..
+ * rs[p+1]), filters in order. lf/lv have room for rows*F entries. With
+ * AVX-512 sixteen filters at a time by compress stores; else branch-free
+ * scalar code (which values are nonzero is as good as random). */
+static void nonzero_rows_plain(const float *restrict dz, int rows, int F, int *restrict rs, int *restrict lf,
+                               float *restrict lv) {
     int n = 0;
     for (int p = 0; p < rows; p++) {
         const float *d = dz + (size_t)p * F;
@@ -954,6 +953,133 @@ sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict dz, co
         for (int f = 0; f < F; f++) lf[n] = f, lv[n] = d[f], n += d[f] != 0.0f;
     }
     rs[rows] = n;
+}
+
+#ifdef CNNVIZ_CLONES
+__attribute__((target("avx512f,popcnt"))) static void nonzero_rows_avx512(const float *restrict dz, int rows, int F,
+                                                                         int *restrict rs, int *restrict lf,
+                                                                         float *restrict lv) {
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    int n = 0;
+    for (int p = 0; p < rows; p++) {
+        const float *d = dz + (size_t)p * F;
+        rs[p] = n;
+        __m512i f = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        for (int f0 = 0; f0 < F; f0 += 16, f = _mm512_add_epi32(f, sixteen)) {
+            __m512 v = _mm512_loadu_ps(d + f0);
+            /* not-equal or unordered: a NaN counts as nonzero, as d != 0 does */
+            __mmask16 m = _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+            _mm512_mask_compressstoreu_ps(lv + n, m, v);
+            _mm512_mask_compressstoreu_epi32(lf + n, m, f);
+            n += __builtin_popcount(m);
+        }
+    }
+    rs[rows] = n;
+}
+#endif
+
+static void nonzero_rows(const float *restrict dz, int rows, int F, int *restrict rs, int *restrict lf,
+                         float *restrict lv) {
+#ifdef CNNVIZ_CLONES
+    /* the CPU itself, not cnnviz_wide_vectors(): tests force the wide paths anywhere */
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
+    if (avx512 && F % 16 == 0) {
+        nonzero_rows_avx512(dz, rows, F, rs, lf, lv);
+        return;
+    }
+#endif
+    nonzero_rows_plain(dz, rows, F, rs, lf, lv);
+}
+
+/* sparse_weight_grad_windows from the row lists of nonzero_rows, turned
+ * per sample into lists by filter (cp/cv, OH*OW*F entries; pos 2F ints),
+ * so that a filter's whole kernel gradient, 3*NV vectors, stays in
+ * registers over all its nonzeros in the sample instead of being loaded
+ * and stored again for every 24-row tile and window row, while the
+ * sample's input (its windows) stays in L1. The same sums in the same
+ * order (each filter's rows in row order), so the same bits. */
+static inline __attribute__((always_inline)) void
+sparse_weight_grad_filters_nv(const conv2d_layer *c, const float *restrict in, int rows, const int *restrict rs,
+                              const int *restrict lf, const float *restrict lv, float *restrict dwt,
+                              int *restrict pos, int *restrict cp, float *restrict cv, const int NV) {
+    int F = c->F, K = c->K, seg = c->kw * c->C, rstride = c->W * c->C, ohw = c->OH * c->OW;
+    int *next = pos + F;
+    for (int p0 = 0; p0 < rows; p0 += ohw) {
+        const float *x = in + (size_t)(p0 / ohw) * in_floats(c);
+        for (int f = 0; f < F; f++) pos[f] = 0;
+        for (int j = rs[p0]; j < rs[p0 + ohw]; j++) pos[lf[j]]++;
+        for (int f = 0, at = 0; f < F; f++) {
+            int n = pos[f];
+            pos[f] = next[f] = at;
+            at += n;
+        }
+        for (int q = 0; q < ohw; q++) {
+            int off = (int)(((size_t)(q / c->OW) * c->sh * c->W + (size_t)(q % c->OW) * c->sw) * c->C);
+            for (int j = rs[p0 + q]; j < rs[p0 + q + 1]; j++) {
+                int i = next[lf[j]]++;
+                cp[i] = off, cv[i] = lv[j];
+            }
+        }
+        for (int f = 0; f < F; f++) {
+            if (pos[f] == next[f]) continue;
+            float *o0 = dwt + (size_t)f * K, *o1 = o0 + seg, *o2 = o1 + seg;
+            cnnviz_v16 a[24];
+            #pragma GCC unroll 8
+            for (int i = 0; i < NV; i++) {
+                a[i] = *(const cnnviz_v16u *)(o0 + 16 * i);
+                a[NV + i] = *(const cnnviz_v16u *)(o1 + 16 * i);
+                a[2 * NV + i] = *(const cnnviz_v16u *)(o2 + 16 * i);
+            }
+            for (int j = pos[f]; j < next[f]; j++) {
+                const float *r0 = x + cp[j], *r1 = r0 + rstride, *r2 = r1 + rstride;
+                float v = cv[j];
+                #pragma GCC unroll 8
+                for (int i = 0; i < NV; i++) {
+                    a[i] += v * *(const cnnviz_v16u *)(r0 + 16 * i);
+                    a[NV + i] += v * *(const cnnviz_v16u *)(r1 + 16 * i);
+                    a[2 * NV + i] += v * *(const cnnviz_v16u *)(r2 + 16 * i);
+                }
+            }
+            #pragma GCC unroll 8
+            for (int i = 0; i < NV; i++) {
+                *(cnnviz_v16u *)(o0 + 16 * i) = a[i];
+                *(cnnviz_v16u *)(o1 + 16 * i) = a[NV + i];
+                *(cnnviz_v16u *)(o2 + 16 * i) = a[2 * NV + i];
+            }
+        }
+    }
+}
+
+/* whether sparse_weight_grad_filters takes a layer sparse_weight_grad_windows
+ * takes: its registers hold the kernel gradient of a 3-row window */
+static int filters_direct(const conv2d_layer *c) { return c->kh == 3 && c->kw * c->C <= 128; }
+
+CNNVIZ_HOT
+static void sparse_weight_grad_filters(const conv2d_layer *c, const float *restrict in, int rows,
+                                       const int *restrict rs, const int *restrict lf, const float *restrict lv,
+                                       float *restrict dwt, int acc, int *restrict pos, int *restrict cp,
+                                       float *restrict cv) {
+    if (!acc) memset(dwt, 0, (size_t)c->F * c->K * sizeof *dwt);
+    switch (c->kw * c->C / 16) {
+    case 2: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 2); break;
+    case 4: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 4); break;
+    case 6: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 6); break;
+    default: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 8); break;
+    }
+}
+
+/* sparse_input_grad for the layers sparse_weight_grad_windows takes: each
+ * window row (ky) of W^T in turn, a few KiB that stay in L1, over every
+ * pixel's nonzero dz (kept as lists, rs[p] to rs[p+1] in lf/lv), added
+ * straight into the window's input row. */
+static inline __attribute__((always_inline)) void
+sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict wt, float *restrict din, int nb,
+                             const int *restrict rs, const int *restrict lf, const float *restrict lv, const int NV) {
+    int K = c->K, seg = c->kw * c->C;
+    const cnnviz_v16 zero = {0};
+    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
     for (int ky = 0; ky < c->kh; ky++) {
         const float *w = wt + (size_t)ky * seg;
         int p = 0;
@@ -980,14 +1106,13 @@ sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict dz, co
 }
 
 CNNVIZ_HOT
-static void sparse_input_grad_windows(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
-                                      float *restrict din, int nb, int *restrict rs, int *restrict lf,
-                                      float *restrict lv) {
+static void sparse_input_grad_windows(const conv2d_layer *c, const float *restrict wt, float *restrict din, int nb,
+                                      const int *restrict rs, const int *restrict lf, const float *restrict lv) {
     switch (c->kw * c->C / 16) {
-    case 2: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 2); break;
-    case 4: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 4); break;
-    case 6: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 6); break;
-    default: sparse_input_grad_windows_nv(c, dz, wt, din, nb, rs, lf, lv, 8); break;
+    case 2: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 2); break;
+    case 4: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 4); break;
+    case 6: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 6); break;
+    default: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 8); break;
     }
 }
 
@@ -1030,8 +1155,11 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
     int windows = windows_direct(c);
     size_t maxrows = (size_t)per * c->OH * c->OW;
     /* and the lists of sparse_input_grad_windows after them */
-    int windows_in = windows && sparse_ok && (size_t)per * colps >= 2 * kf + (size_t)c->K + 2 * (size_t)c->F +
-                                                                   3 * maxrows + 1 + 2 * maxrows * c->F;
+    size_t lists_end = 2 * kf + (size_t)c->K + 2 * (size_t)c->F + 3 * maxrows + 1 + 2 * maxrows * c->F;
+    int windows_in = windows && sparse_ok && (size_t)per * colps >= lists_end;
+    /* and sparse_weight_grad_filters' per-sample lists by filter after those */
+    size_t ohwf = (size_t)c->OH * c->OW * c->F;
+    int filters = windows_in && filters_direct(c) && (size_t)per * colps >= lists_end + 2 * ohwf + 2 * (size_t)c->F;
     #pragma omp parallel num_threads(threads_for(parts))
     {
         cnnviz_omp_serial_inside();
@@ -1048,6 +1176,8 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
             int *nzf = (int *)(lv + (size_t)per * c->OH * c->OW), *lp = nzf + c->F;
             int *rs = lp + maxrows, *lf = rs + maxrows + 1;
             float *lvv = (float *)(lf + maxrows * (size_t)c->F);
+            int *cp = (int *)(lvv + maxrows * (size_t)c->F), *pos = cp + ohwf;
+            float *cv = (float *)(pos + 2 * c->F);
             for (int ch = nchunks * j / parts; ch < nchunks * (j + 1) / parts; ch++) {
                 int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
                 int rows = nb * c->OH * c->OW;
@@ -1066,7 +1196,13 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
                  * through the kernels that skip its zeros */
                 int sparse = sparse_ok && (double)count_nonzero(dz, (size_t)rows * c->F) <=
                                               SPARSE_MAX_DENSITY * rows * c->F;
-                if (wg && sparse && windows) {
+                /* the nonzeros listed once for both kernels that read them */
+                if (sparse && windows_in && ((wg && filters) || din)) nonzero_rows(dz, rows, c->F, rs, lf, lvv);
+                if (wg && sparse && filters) {
+                    sparse_weight_grad_filters(c, in + (size_t)b0 * in_floats(c), rows, rs, lf, lvv, dwt, have_dwt,
+                                               pos, cp, cv);
+                    have_dwt = 1;
+                } else if (wg && sparse && windows) {
                     sparse_weight_grad_windows(c, in + (size_t)b0 * in_floats(c), dz, rows, dwt, have_dwt, lp, lv);
                     have_dwt = 1;
                 } else if (wg) {
@@ -1083,7 +1219,7 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
                 if (din && sparse) {
                     if (!have_wt) transpose_kernel(l->param[0].data, c->K, c->F, wt), have_wt = 1;
                     if (windows_in)
-                        sparse_input_grad_windows(c, dz, wt, din + (size_t)b0 * in_floats(c), nb, rs, lf, lvv);
+                        sparse_input_grad_windows(c, wt, din + (size_t)b0 * in_floats(c), nb, rs, lf, lvv);
                     else
                         sparse_input_grad(c, dz, wt, din + (size_t)b0 * in_floats(c), nb, row, nzf, nzv);
                 } else if (din) {
