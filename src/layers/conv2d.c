@@ -791,155 +791,6 @@ static void transpose_kernel(const float *restrict w, int K, int F, float *restr
         for (int f = 0; f < F; f++) wt[(size_t)f * K + k] = w[(size_t)k * F + f];
 }
 
-/* din (nb, H, W, C) = col2im(dz·W^T), one output pixel at a time, each
- * pixel's row of dz·W^T summed over the pixel's nonzero dz only (in filter
- * order) and handed back to the inputs its window read. wt is W^T (F, K);
- * row is K floats of scratch; nzf/nzv hold F entries. */
-CNNVIZ_HOT
-static void sparse_input_grad(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
-                              float *restrict din, int nb, float *restrict row, int *restrict nzf,
-                              float *restrict nzv) {
-    int K = c->K, F = c->F;
-    const cnnviz_v16 zero = {0};
-    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
-    for (int b = 0; b < nb; b++) {
-        float *dx = din + (size_t)b * in_floats(c);
-        for (int oy = 0; oy < c->OH; oy++)
-            for (int ox = 0; ox < c->OW; ox++) {
-                const float *d = dz + (((size_t)b * c->OH + oy) * c->OW + ox) * F;
-                int n = 0;
-                /* branch-free: which values are nonzero is as good as random */
-                for (int f = 0; f < F; f++) nzf[n] = f, nzv[n] = d[f], n += d[f] != 0.0f;
-                if (!n) continue;
-                int k = 0;
-                for (; k + 144 <= K; k += 144) {
-                    cnnviz_v16 a[9];
-                    #pragma GCC unroll 9
-                    for (int i = 0; i < 9; i++) a[i] = zero;
-                    for (int j = 0; j < n; j++) {
-                        const float *wr = wt + (size_t)nzf[j] * K + k;
-                        float v = nzv[j];
-                        #pragma GCC unroll 9
-                        for (int i = 0; i < 9; i++) a[i] += v * *(const cnnviz_v16u *)(wr + 16 * i);
-                    }
-                    #pragma GCC unroll 9
-                    for (int i = 0; i < 9; i++) *(cnnviz_v16u *)(row + k + 16 * i) = a[i];
-                }
-                for (; k + 16 <= K; k += 16) {
-                    cnnviz_v16 a = zero;
-                    for (int j = 0; j < n; j++) a += nzv[j] * *(const cnnviz_v16u *)(wt + (size_t)nzf[j] * K + k);
-                    *(cnnviz_v16u *)(row + k) = a;
-                }
-                for (; k < K; k++) {
-                    float a = 0.0f;
-                    for (int j = 0; j < n; j++) a += nzv[j] * wt[(size_t)nzf[j] * K + k];
-                    row[k] = a;
-                }
-                add_window(c, dx, row, oy, ox);
-            }
-    }
-}
-
-/* dwt (F, K) (+)= (col^T·dz)^T over a chunk's rows, filter by filter over
- * that filter's nonzero dz only, in row order; acc = 0 overwrites dwt.
- * Rows go in tiles whose columns stay in L1 while every filter reads the
- * few of them its nonzeros pick. lp/lv hold SPARSE_TILE entries. */
-#define SPARSE_TILE 24
-CNNVIZ_HOT
-static void sparse_weight_grad(const float *restrict col, const float *restrict dz, int rows, int K, int F,
-                               float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
-    if (!acc) memset(dwt, 0, (size_t)F * K * sizeof *dwt);
-    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
-        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
-        for (int f = 0; f < F; f++) {
-            int n = 0;
-            for (int p = p0; p < p0 + pn; p++) {
-                float v = dz[(size_t)p * F + f];
-                lp[n] = p, lv[n] = v, n += v != 0.0f;
-            }
-            if (!n) continue;
-            float *out = dwt + (size_t)f * K;
-            int k = 0;
-            for (; k + 144 <= K; k += 144) {
-                cnnviz_v16 a[9];
-                #pragma GCC unroll 9
-                for (int i = 0; i < 9; i++) a[i] = *(const cnnviz_v16u *)(out + k + 16 * i);
-                for (int j = 0; j < n; j++) {
-                    const float *cr = col + (size_t)lp[j] * K + k;
-                    float v = lv[j];
-                    #pragma GCC unroll 9
-                    for (int i = 0; i < 9; i++) a[i] += v * *(const cnnviz_v16u *)(cr + 16 * i);
-                }
-                #pragma GCC unroll 9
-                for (int i = 0; i < 9; i++) *(cnnviz_v16u *)(out + k + 16 * i) = a[i];
-            }
-            for (; k + 16 <= K; k += 16) {
-                cnnviz_v16 a = *(const cnnviz_v16u *)(out + k);
-                for (int j = 0; j < n; j++) a += lv[j] * *(const cnnviz_v16u *)(col + (size_t)lp[j] * K + k);
-                *(cnnviz_v16u *)(out + k) = a;
-            }
-            for (; k < K; k++) {
-                float a = out[k];
-                for (int j = 0; j < n; j++) a += lv[j] * col[(size_t)lp[j] * K + k];
-                out[k] = a;
-            }
-        }
-    }
-}
-
-/* sparse_weight_grad reading the windows straight from the input instead
- * of columns: every window inside the input (no padding) and a window row
- * of NV vectors (kw*C = 16*NV floats). woff[p] is row p's window in `in`. */
-static inline __attribute__((always_inline)) void
-sparse_weight_grad_windows_nv(const conv2d_layer *c, const float *restrict in, const float *restrict dz, int rows,
-                              float *restrict dwt, int *restrict lp, float *restrict lv, const int NV) {
-    int F = c->F, K = c->K, seg = c->kw * c->C, rstride = c->W * c->C;
-    int ohw = c->OH * c->OW;
-    int off[SPARSE_TILE];
-    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
-        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
-        for (int i = 0; i < pn; i++) {
-            int p = p0 + i, b = p / ohw, q = p % ohw, oy = q / c->OW, ox = q % c->OW;
-            off[i] = (int)((size_t)b * in_floats(c) + ((size_t)oy * c->sh * c->W + (size_t)ox * c->sw) * c->C);
-        }
-        for (int f = 0; f < F; f++) {
-            int n = 0;
-            for (int i = 0; i < pn; i++) {
-                float v = dz[(size_t)(p0 + i) * F + f];
-                lp[n] = off[i], lv[n] = v, n += v != 0.0f;
-            }
-            if (!n) continue;
-            float *out = dwt + (size_t)f * K;
-            for (int ky = 0; ky < c->kh; ky++) {
-                float *o = out + (size_t)ky * seg;
-                cnnviz_v16 a[16];
-                #pragma GCC unroll 16
-                for (int i = 0; i < NV; i++) a[i] = *(const cnnviz_v16u *)(o + 16 * i);
-                for (int j = 0; j < n; j++) {
-                    const float *src = in + lp[j] + (size_t)ky * rstride;
-                    float v = lv[j];
-                    #pragma GCC unroll 16
-                    for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(src + 16 * i);
-                }
-                #pragma GCC unroll 16
-                for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(o + 16 * i) = a[i];
-            }
-        }
-    }
-}
-
-CNNVIZ_HOT
-static void sparse_weight_grad_windows(const conv2d_layer *c, const float *restrict in, const float *restrict dz,
-                                       int rows, float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
-    if (!acc) memset(dwt, 0, (size_t)c->F * c->K * sizeof *dwt);
-    switch (c->kw * c->C / 16) {
-    case 2: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 2); break;
-    case 4: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 4); break;
-    case 6: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 6); break;
-    default: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 8); break;
-    }
-}
-
 /* The nonzeros of dz (rows, F), row by row: row p's are lf/lv[rs[p] ..
  * rs[p+1]), filters in order. lf/lv have room for rows*F entries. With
  * AVX-512 sixteen filters at a time by compress stores; else branch-free
@@ -993,6 +844,145 @@ static void nonzero_rows(const float *restrict dz, int rows, int F, int *restric
     nonzero_rows_plain(dz, rows, F, rs, lf, lv);
 }
 
+/* out (K) = (from_zero ? 0 : out) + sum_j val[j] * base[idx[j]*K ..], the
+ * rows in list order: a row of dz·W^T from a pixel's nonzero filters, or a
+ * filter's row of col^T·dz from its nonzero pixels. Always inlined, so each
+ * vector clone of its callers gets its own copy. */
+static inline __attribute__((always_inline)) void combine_rows(float *restrict out, int from_zero,
+                                                               const float *restrict base, const int *restrict idx,
+                                                               const float *restrict val, int n, int K) {
+    const cnnviz_v16 zero = {0};
+    int k = 0;
+    for (; k + 144 <= K; k += 144) {
+        cnnviz_v16 a[9];
+        #pragma GCC unroll 9
+        for (int i = 0; i < 9; i++) a[i] = from_zero ? zero : *(const cnnviz_v16u *)(out + k + 16 * i);
+        for (int j = 0; j < n; j++) {
+            const float *r = base + (size_t)idx[j] * K + k;
+            float v = val[j];
+            #pragma GCC unroll 9
+            for (int i = 0; i < 9; i++) a[i] += v * *(const cnnviz_v16u *)(r + 16 * i);
+        }
+        #pragma GCC unroll 9
+        for (int i = 0; i < 9; i++) *(cnnviz_v16u *)(out + k + 16 * i) = a[i];
+    }
+    for (; k + 16 <= K; k += 16) {
+        cnnviz_v16 a = from_zero ? zero : *(const cnnviz_v16u *)(out + k);
+        for (int j = 0; j < n; j++) a += val[j] * *(const cnnviz_v16u *)(base + (size_t)idx[j] * K + k);
+        *(cnnviz_v16u *)(out + k) = a;
+    }
+    for (; k < K; k++) {
+        float a = from_zero ? 0.0f : out[k];
+        for (int j = 0; j < n; j++) a += val[j] * base[(size_t)idx[j] * K + k];
+        out[k] = a;
+    }
+}
+
+/* din (nb, H, W, C) = col2im(dz·W^T), one output pixel at a time, each
+ * pixel's row of dz·W^T summed over the pixel's nonzero dz only (in filter
+ * order) and handed back to the inputs its window read. wt is W^T (F, K);
+ * row is K floats of scratch; nzf/nzv hold F entries. */
+CNNVIZ_HOT
+static void sparse_input_grad(const conv2d_layer *c, const float *restrict dz, const float *restrict wt,
+                              float *restrict din, int nb, float *restrict row, int *restrict nzf,
+                              float *restrict nzv) {
+    int F = c->F;
+    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
+    for (int b = 0; b < nb; b++) {
+        float *dx = din + (size_t)b * in_floats(c);
+        for (int oy = 0; oy < c->OH; oy++)
+            for (int ox = 0; ox < c->OW; ox++) {
+                int rs[2];
+                nonzero_rows(dz + (((size_t)b * c->OH + oy) * c->OW + ox) * F, 1, F, rs, nzf, nzv);
+                if (!rs[1]) continue;
+                combine_rows(row, 1, wt, nzf, nzv, rs[1], c->K);
+                add_window(c, dx, row, oy, ox);
+            }
+    }
+}
+
+/* dwt (F, K) (+)= (col^T·dz)^T over a chunk's rows, filter by filter over
+ * that filter's nonzero dz only, in row order; acc = 0 overwrites dwt.
+ * Rows go in tiles whose columns stay in L1 while every filter reads the
+ * few of them its nonzeros pick. lp/lv hold SPARSE_TILE entries. */
+#define SPARSE_TILE 24
+CNNVIZ_HOT
+static void sparse_weight_grad(const float *restrict col, const float *restrict dz, int rows, int K, int F,
+                               float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
+    if (!acc) memset(dwt, 0, (size_t)F * K * sizeof *dwt);
+    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
+        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
+        for (int f = 0; f < F; f++) {
+            int n = 0;
+            for (int p = p0; p < p0 + pn; p++) {
+                float v = dz[(size_t)p * F + f];
+                lp[n] = p, lv[n] = v, n += v != 0.0f;
+            }
+            if (!n) continue;
+            combine_rows(dwt + (size_t)f * K, 0, col, lp, lv, n, K);
+        }
+    }
+}
+
+/* where output pixel q (oy*OW + ox) of a sample finds its window: the
+ * floats from the sample's input to the window's top-left tap (no padding) */
+static size_t window_at(const conv2d_layer *c, int q) {
+    return ((size_t)(q / c->OW) * c->sh * c->W + (size_t)(q % c->OW) * c->sw) * c->C;
+}
+
+/* sparse_weight_grad reading the windows straight from the input instead
+ * of columns: every window inside the input (no padding) and a window row
+ * of NV vectors (kw*C = 16*NV floats). woff[p] is row p's window in `in`. */
+static inline __attribute__((always_inline)) void
+sparse_weight_grad_windows_nv(const conv2d_layer *c, const float *restrict in, const float *restrict dz, int rows,
+                              float *restrict dwt, int *restrict lp, float *restrict lv, const int NV) {
+    int F = c->F, K = c->K, seg = c->kw * c->C, rstride = c->W * c->C;
+    int ohw = c->OH * c->OW;
+    int off[SPARSE_TILE];
+    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
+        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
+        for (int i = 0; i < pn; i++) {
+            int p = p0 + i;
+            off[i] = (int)((size_t)(p / ohw) * in_floats(c) + window_at(c, p % ohw));
+        }
+        for (int f = 0; f < F; f++) {
+            int n = 0;
+            for (int i = 0; i < pn; i++) {
+                float v = dz[(size_t)(p0 + i) * F + f];
+                lp[n] = off[i], lv[n] = v, n += v != 0.0f;
+            }
+            if (!n) continue;
+            float *out = dwt + (size_t)f * K;
+            for (int ky = 0; ky < c->kh; ky++) {
+                float *o = out + (size_t)ky * seg;
+                cnnviz_v16 a[16];
+                #pragma GCC unroll 16
+                for (int i = 0; i < NV; i++) a[i] = *(const cnnviz_v16u *)(o + 16 * i);
+                for (int j = 0; j < n; j++) {
+                    const float *src = in + lp[j] + (size_t)ky * rstride;
+                    float v = lv[j];
+                    #pragma GCC unroll 16
+                    for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(src + 16 * i);
+                }
+                #pragma GCC unroll 16
+                for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(o + 16 * i) = a[i];
+            }
+        }
+    }
+}
+
+CNNVIZ_HOT
+static void sparse_weight_grad_windows(const conv2d_layer *c, const float *restrict in, const float *restrict dz,
+                                       int rows, float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
+    if (!acc) memset(dwt, 0, (size_t)c->F * c->K * sizeof *dwt);
+    switch (c->kw * c->C / 16) {
+    case 2: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 2); break;
+    case 4: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 4); break;
+    case 6: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 6); break;
+    default: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 8); break;
+    }
+}
+
 /* sparse_weight_grad_windows from the row lists of nonzero_rows, turned
  * per sample into lists by filter (cp/cv, OH*OW*F entries; pos 2F ints),
  * so that a filter's whole kernel gradient, 3*NV vectors, stays in
@@ -1016,7 +1006,7 @@ sparse_weight_grad_filters_nv(const conv2d_layer *c, const float *restrict in, i
             at += n;
         }
         for (int q = 0; q < ohw; q++) {
-            int off = (int)(((size_t)(q / c->OW) * c->sh * c->W + (size_t)(q % c->OW) * c->sw) * c->C);
+            int off = (int)window_at(c, q);
             for (int j = rs[p0 + q]; j < rs[p0 + q + 1]; j++) {
                 int i = next[lf[j]]++;
                 cp[i] = off, cv[i] = lv[j];
@@ -1053,8 +1043,9 @@ sparse_weight_grad_filters_nv(const conv2d_layer *c, const float *restrict in, i
 }
 
 /* whether sparse_weight_grad_filters takes a layer sparse_weight_grad_windows
- * takes: its registers hold the kernel gradient of a 3-row window */
-static int filters_direct(const conv2d_layer *c) { return c->kh == 3 && c->kw * c->C <= 128; }
+ * takes (window rows of at most 8 vectors): its registers hold the kernel
+ * gradient of a 3-row window */
+static int filters_direct(const conv2d_layer *c) { return c->kh == 3; }
 
 CNNVIZ_HOT
 static void sparse_weight_grad_filters(const conv2d_layer *c, const float *restrict in, int rows,
@@ -1097,8 +1088,8 @@ sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict wt, fl
                         #pragma GCC unroll 16
                         for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(wr + 16 * i);
                     }
-                    float *dst = din + (size_t)b * in_floats(c) +
-                                 ((size_t)(oy * c->sh + ky) * c->W + (size_t)ox * c->sw) * c->C;
+                    float *dst = din + (size_t)b * in_floats(c) + window_at(c, oy * c->OW + ox) +
+                                 (size_t)ky * c->W * c->C;
                     #pragma GCC unroll 16
                     for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(dst + 16 * i) += a[i];
                 }
