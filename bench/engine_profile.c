@@ -17,13 +17,9 @@
 #include <time.h>
 
 #include "cnnviz/model.h"
+#include "cnnviz/train.h"
 #include "model-impl.h"
-
-static double wall(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench.h"
 
 static double cpu(void) {
     struct timespec t;
@@ -33,30 +29,9 @@ static double cpu(void) {
 
 static cnnviz_model *seed_net(void) {
     cnnviz_shape in = cnnviz_shape3(28, 28, 1);
-    cnnviz_model *m = cnnviz_model_new(&in);
+    cnnviz_model *m = NULL;
     cnnviz_error err;
-    cnnviz_layer_spec s;
-    int filters[3] = {32, 64, 64};
-    for (int i = 0; i < 3; i++) {
-        s = cnnviz_layer_spec_init(CNNVIZ_LAYER_CONV2D);
-        s.filters = filters[i];
-        s.activation = CNNVIZ_ACT_RELU;
-        cnnviz_model_add(m, &s, &err);
-        if (i < 2) {
-            s = cnnviz_layer_spec_init(CNNVIZ_LAYER_MAXPOOL2D);
-            cnnviz_model_add(m, &s, &err);
-        }
-    }
-    s = cnnviz_layer_spec_init(CNNVIZ_LAYER_FLATTEN);
-    cnnviz_model_add(m, &s, &err);
-    s = cnnviz_layer_spec_init(CNNVIZ_LAYER_DENSE);
-    s.units = 70;
-    s.activation = CNNVIZ_ACT_RELU;
-    cnnviz_model_add(m, &s, &err);
-    s.units = 10;
-    s.activation = CNNVIZ_ACT_SOFTMAX;
-    cnnviz_model_add(m, &s, &err);
-    if (cnnviz_model_finalize(m, &err) || cnnviz_model_alloc_grads(m, &err)) {
+    if (cnnviz_model_from_spec(CNNVIZ_SEED_ARCH, &in, &m, &err) || cnnviz_model_alloc_grads(m, &err)) {
         fprintf(stderr, "bench_engine_profile: %s\n", err.msg);
         exit(1);
     }
@@ -72,9 +47,9 @@ static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     cnnviz_model_predict(m, x, 1024, 256, out, &err); /* warm up */
     double best = 1e30, best_cpu = 1e30;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = wall(), c0 = cpu();
+        double t0 = bench_now(), c0 = cpu();
         cnnviz_model_predict(m, x, n, 256, out, &err);
-        double t = wall() - t0, c = (cpu() - c0) / threads;
+        double t = bench_now() - t0, c = (cpu() - c0) / threads;
         if (t < best) best = t;
         if (c < best_cpu) best_cpu = c;
     }
@@ -88,13 +63,13 @@ static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     for (int i = 0; i < B * 10; i++) dout[i] = 0.01f * (float)(i % 7) - 0.03f;
     best = best_cpu = 1e30;
     for (int rep = 0; rep < 4; rep++) {
-        double t0 = wall(), c0 = cpu();
+        double t0 = bench_now(), c0 = cpu();
         for (int s = 0; s < steps; s++) {
             cnnviz_forward(m, ws, x + (size_t)(s % 100) * B * 784, B, -1, 1);
             cnnviz_model_zero_grads(m);
             cnnviz_backward(m, ws, dout, B, -1, 1, NULL);
         }
-        double t = (wall() - t0) / steps, c = (cpu() - c0) / steps / threads;
+        double t = (bench_now() - t0) / steps, c = (cpu() - c0) / steps / threads;
         if (t < best) best = t;
         if (c < best_cpu) best_cpu = c;
     }
@@ -124,16 +99,16 @@ static void per_layer(cnnviz_model *m, const float *x, int B, int threads) {
         double tf = 1e30, tb = 1e30;
         for (int rep = 0; rep < 20; rep++) {
             cnnviz_pass pf = {.aux = ws->aux[i], .scratch = ws->scratch};
-            double t0 = wall();
+            double t0 = bench_now();
             l->ops->forward(l, in, ws->out[i], B, &pf);
-            double t = wall() - t0;
+            double t = bench_now() - t0;
             if (t < tf) tf = t;
             cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
                               .relu_input = cnnviz_fused_relu_pool(m, i)};
-            t0 = wall();
+            t0 = bench_now();
             /* the first layer's input gradient is not wanted in training */
             l->ops->backward(l, in, ws->out[i], dout, i ? din : NULL, B, &pb);
-            t = wall() - t0;
+            t = bench_now() - t0;
             if (t < tb) tb = t;
         }
         total_f += tf, total_b += tb;

@@ -8,16 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cnnviz/io.h"
 #include "cnnviz/model.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench.h"
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -46,9 +40,9 @@ int main(int argc, char **argv) {
 
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now();
+        double t0 = bench_now();
         cnnviz_model_predict(m, x, n, 256, y, &err);
-        double t = now() - t0;
+        double t = bench_now() - t0;
         if (t < best) best = t;
     }
     /* single image, workspace reused as an interactive tool would */
@@ -56,9 +50,9 @@ int main(int argc, char **argv) {
     enum { CALLS = 2000 };
     static double lat[CALLS];
     for (int i = 0; i < CALLS; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         cnnviz_forward(m, ws, x + (size_t)(i % n) * in_size, 1, -1, 0);
-        lat[i] = now() - t0;
+        lat[i] = bench_now() - t0;
     }
     qsort(lat, CALLS, sizeof *lat, cmp_double);
     printf("threads=%d images=%d throughput=%.0f latency_us=%.1f\n", cnnviz_get_threads(), n, n / best,

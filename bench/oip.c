@@ -11,17 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cnnviz/io.h"
 #include "cnnviz/model.h"
 #include "cnnviz/oip.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -60,12 +54,12 @@ int main(int argc, char **argv) {
         cnnviz_oip_result *r = &res[nres++];
         for (int rep = 0; rep < repeat; rep++) {
             if (rep) cnnviz_oip_result_free(r);
-            double t0 = now();
+            double t0 = bench_now();
             if (cnnviz_oip_run(m, &o, maps, C, r, &err) != CNNVIZ_OK) {
                 fprintf(stderr, "bench_oip: layer %d: %s\n", L, err.msg);
                 return 1;
             }
-            double dt = now() - t0;
+            double dt = bench_now() - t0;
             best = dt < best ? dt : best;
         }
         double mean = 0;

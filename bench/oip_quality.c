@@ -19,17 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cnnviz/io.h"
 #include "cnnviz/model.h"
 #include "cnnviz/oip.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench.h"
 
 /* means (n, C) of layer L's C maps for n inputs */
 static int layer_means(const cnnviz_model *m, int L, const float *x, int n, float *means) {
@@ -168,12 +162,12 @@ int main(int argc, char **argv) {
         }
         o.layer = L;
         cnnviz_oip_result r;
-        double t0 = now();
+        double t0 = bench_now();
         if (cnnviz_oip_run(m, &o, maps, C, &r, &err) != CNNVIZ_OK) {
             fprintf(stderr, "bench_oip_quality: %s\n", err.msg);
             return 1;
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         layer_means(m, L, r.image, C, fb); /* fb[pattern][map] */
         int respond = 0, live = 0, beat = 0, nlive = 0, sel = 0;
         for (int c = 0; c < C; c++) {

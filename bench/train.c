@@ -14,17 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cnnviz/io.h"
 #include "cnnviz/train.h"
 #include "model-impl.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench.h"
 
 /* user + system CPU seconds of the whole process: less disturbed than wall
  * time when other jobs share the cores (but it counts threads spinning) */
@@ -57,31 +51,31 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
     float *scratch = malloc(cnnviz_loss_scratch_floats(m, batch) * sizeof *scratch);
     cnnviz_input_scale unit = {CNNVIZ_SCALE_UNIT, 0.0f, 1.0f};
     int last = m->nlayers - 1, classes = m->layers[last]->out_shape.dim[0];
-    double t_all = now();
+    double t_all = bench_now();
     for (int first = 0; first < set->count; first += batch) {
         int b = set->count - first < batch ? set->count - first : batch;
-        double t = now();
+        double t = bench_now();
         cnnviz_scale_pixels(set->pixels + (size_t)first * sample, x, (size_t)b * sample, unit);
         memcpy(y, set->labels + first, (size_t)b);
-        p->gather += now() - t;
+        p->gather += bench_now() - t;
         cnnviz_model_zero_grads(m);
         ws->input = x;
         const float *in = x;
         for (int i = 0; i <= last; i++) {
             const cnnviz_layer *l = m->layers[i];
             cnnviz_pass pass = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .rng = ws->rng};
-            t = now();
+            t = bench_now();
             l->ops->forward(l, in, ws->out[i], b, &pass);
-            p->fwd[i] += now() - t;
+            p->fwd[i] += bench_now() - t;
             in = ws->out[i];
         }
         /* the output layer's fused softmax/cross-entropy backward is counted
          * as "loss"; then the rest of the layers */
-        t = now();
+        t = bench_now();
         float *dlogits = scratch, *d = scratch + (size_t)b * classes;
         cnnviz_softmax_xent(ws->out[last], y, b, classes, dlogits, NULL);
-        p->loss += now() - t;
-        t = now();
+        p->loss += bench_now() - t;
+        t = bench_now();
         const cnnviz_layer *out_layer = m->layers[last];
         cnnviz_pass pass = {.aux = ws->aux[last], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
                             .rng = ws->rng};
@@ -90,7 +84,7 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
         ((cnnviz_layer *)out_layer)->activation = CNNVIZ_ACT_LINEAR;
         out_layer->ops->backward(out_layer, ws->out[last - 1], ws->out[last], dlogits, d, b, &pass);
         ((cnnviz_layer *)out_layer)->activation = saved;
-        p->bwd[last] += now() - t;
+        p->bwd[last] += bench_now() - t;
         const float *dout = d;
         for (int i = last - 1; i >= 0; i--) {
             const cnnviz_layer *l = m->layers[i];
@@ -101,17 +95,17 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
             cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
                               .rng = ws->rng, .relu_input = cnnviz_fused_relu_pool(m, i),
                               .dout_masked = cnnviz_fused_relu_pool(m, i + 1)};
-            t = now();
+            t = bench_now();
             l->ops->backward(l, lin, ws->out[i], dout, din, b, &pb);
-            p->bwd[i] += now() - t;
+            p->bwd[i] += bench_now() - t;
             dout = din;
         }
-        t = now();
+        t = bench_now();
         cnnviz_regularization_apply(m);
         cnnviz_optimizer_step(opt);
-        p->optimizer += now() - t;
+        p->optimizer += bench_now() - t;
     }
-    p->total = now() - t_all;
+    p->total = bench_now() - t_all;
     free(x);
     free(y);
     free(scratch);
@@ -192,12 +186,12 @@ int main(int argc, char **argv) {
     cfg.epochs = epochs;
     cfg.batch = batch;
     cnnviz_train_result res;
-    double t0 = now(), c0 = cpu_seconds();
+    double t0 = bench_now(), c0 = cpu_seconds();
     if (cnnviz_train(m, &cfg, &train, NULL, &res, &err)) {
         fprintf(stderr, "bench_train: %s\n", err.msg);
         return 1;
     }
-    double per_epoch = (now() - t0) / epochs, cpu_per_epoch = (cpu_seconds() - c0) / epochs;
+    double per_epoch = (bench_now() - t0) / epochs, cpu_per_epoch = (cpu_seconds() - c0) / epochs;
     double loss, acc;
     cnnviz_evaluate_set(m, &test, cfg.scale, 64, &loss, &acc, &err);
     printf("cnnviz seconds_per_epoch=%.3f cpu_seconds_per_epoch=%.3f peak_rss_mb=%.1f test_accuracy=%.4f images=%d "

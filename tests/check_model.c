@@ -11,43 +11,19 @@
 #include <string.h>
 
 #include "cnnviz/model.h"
+#include "cnnviz/train.h"
 #include "model-impl.h"
 #include "testutil.h"
 
-/* C32k3-P2-C64k3-P2-C64k3-F-D70-D10, as Keras builds it; with_dropout puts
- * a Dropout(0.3) after the Flatten */
+/* C32k3-P2-C64k3-P2-C64k3-F-D70-D10 with L2 0.001 on the Dense kernels, as
+ * Keras builds it; with_dropout puts a Dropout(0.3) after the Flatten */
 static cnnviz_model *seed_net_variant(int with_dropout) {
     cnnviz_shape in = cnnviz_shape3(28, 28, 1);
-    cnnviz_model *m = cnnviz_model_new(&in);
+    cnnviz_model *m = NULL;
     cnnviz_error err;
-    cnnviz_layer_spec s;
-    int filters[3] = {32, 64, 64};
-    for (int i = 0; i < 3; i++) {
-        s = cnnviz_layer_spec_init(CNNVIZ_LAYER_CONV2D);
-        s.filters = filters[i];
-        s.activation = CNNVIZ_ACT_RELU;
-        ck_assert_int_eq(cnnviz_model_add(m, &s, &err), CNNVIZ_OK);
-        if (i < 2) {
-            s = cnnviz_layer_spec_init(CNNVIZ_LAYER_MAXPOOL2D);
-            ck_assert_int_eq(cnnviz_model_add(m, &s, &err), CNNVIZ_OK);
-        }
-    }
-    s = cnnviz_layer_spec_init(CNNVIZ_LAYER_FLATTEN);
-    ck_assert_int_eq(cnnviz_model_add(m, &s, &err), CNNVIZ_OK);
-    if (with_dropout) {
-        s = cnnviz_layer_spec_init(CNNVIZ_LAYER_DROPOUT);
-        s.rate = 0.3f;
-        ck_assert_int_eq(cnnviz_model_add(m, &s, &err), CNNVIZ_OK);
-    }
-    s = cnnviz_layer_spec_init(CNNVIZ_LAYER_DENSE);
-    s.units = 70;
-    s.activation = CNNVIZ_ACT_RELU;
-    s.l2 = 0.001f;
-    ck_assert_int_eq(cnnviz_model_add(m, &s, &err), CNNVIZ_OK);
-    s.units = 10;
-    s.activation = CNNVIZ_ACT_SOFTMAX;
-    ck_assert_int_eq(cnnviz_model_add(m, &s, &err), CNNVIZ_OK);
-    ck_assert_int_eq(cnnviz_model_finalize(m, &err), CNNVIZ_OK);
+    const char *spec = with_dropout ? "C32k3-P2-C64k3-P2-C64k3-F-Dr0.3-D70l2=0.001-D10l2=0.001"
+                                    : "C32k3-P2-C64k3-P2-C64k3-F-D70l2=0.001-D10l2=0.001";
+    ck_assert_msg(cnnviz_model_from_spec(spec, &in, &m, &err) == CNNVIZ_OK, "%s", err.msg);
     return m;
 }
 
