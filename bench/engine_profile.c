@@ -89,7 +89,7 @@ static void per_layer(cnnviz_model *m, const float *x, int B, int threads) {
     }
     float *dout = malloc((size_t)B * biggest * sizeof *dout), *din = malloc((size_t)B * biggest * sizeof *din);
     for (size_t k = 0; k < (size_t)B * biggest; k++) dout[k] = 0.001f * (float)(k % 13) - 0.006f;
-    cnnviz_forward(m, ws, x, B, -1, 0);
+    cnnviz_forward(m, ws, x, B, -1, 1); /* a training pass: the paths training takes */
     printf("batch %d, %d thread%s: ms per batch   forward  backward (with weight gradients)\n", B, threads,
            threads > 1 ? "s" : "");
     double total_f = 0, total_b = 0;
@@ -98,12 +98,13 @@ static void per_layer(cnnviz_model *m, const float *x, int B, int threads) {
         const float *in = i ? ws->out[i - 1] : x;
         double tf = 1e30, tb = 1e30;
         for (int rep = 0; rep < 20; rep++) {
-            cnnviz_pass pf = {.aux = ws->aux[i], .scratch = ws->scratch};
+            cnnviz_pass pf = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1};
             double t0 = bench_now();
             l->ops->forward(l, in, ws->out[i], B, &pf);
             double t = bench_now() - t0;
             if (t < tf) tf = t;
-            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
+            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
+                              .weight_grads = 1,
                               .relu_input = cnnviz_fused_relu_pool(m, i)};
             t0 = bench_now();
             /* the first layer's input gradient is not wanted in training */

@@ -63,8 +63,10 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
         const float *in = x;
         for (int i = 0; i <= last; i++) {
             const cnnviz_layer *l = m->layers[i];
-            cnnviz_pass pass = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .rng = ws->rng};
+            cnnviz_pass pass = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
+                                .rng = ws->rng};
             t = bench_now();
+            if (ws->prep[i]) l->ops->prepare(l, ws->prep[i], 1); /* Winograd's kernel transform */
             l->ops->forward(l, in, ws->out[i], b, &pass);
             p->fwd[i] += bench_now() - t;
             in = ws->out[i];
@@ -77,8 +79,8 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
         p->loss += bench_now() - t;
         t = bench_now();
         const cnnviz_layer *out_layer = m->layers[last];
-        cnnviz_pass pass = {.aux = ws->aux[last], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
-                            .rng = ws->rng};
+        cnnviz_pass pass = {.aux = ws->aux[last], .scratch = ws->scratch, .prep = ws->prep[last], .training = 1,
+                            .weight_grads = 1, .rng = ws->rng};
         /* time the output Dense as a linear layer: the same three sgemms */
         cnnviz_activation saved = out_layer->activation;
         ((cnnviz_layer *)out_layer)->activation = CNNVIZ_ACT_LINEAR;
@@ -92,7 +94,8 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
             /* as cnnviz_backward: nobody wants the input's gradient */
             float *din = i == 0 ? NULL : dout == ws->grad_a ? ws->grad_b : ws->grad_a;
             const float *lin = i ? ws->out[i - 1] : ws->input;
-            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .training = 1, .weight_grads = 1,
+            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
+                              .weight_grads = 1,
                               .rng = ws->rng, .relu_input = cnnviz_fused_relu_pool(m, i),
                               .dout_masked = cnnviz_fused_relu_pool(m, i + 1)};
             t = bench_now();

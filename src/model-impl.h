@@ -30,7 +30,12 @@ typedef struct cnnviz_layer cnnviz_layer;
 typedef struct {
     float *aux;      /* this layer's own buffer, kept from forward to backward (aux_floats) */
     float *scratch;  /* shared transient buffer (scratch_floats), not kept */
-    int training;    /* Dropout active, BN would use batch stats (we only run BN in inference mode) */
+    /* what prepare() made of the weights before this pass (prep_floats;
+     * NULL for layers without) */
+    const float *prep;
+    /* a training pass: Dropout active, Conv2D may take its training-only
+     * Winograd path; a backward has the value of the forward before it */
+    int training;
     int weight_grads;/* backward: accumulate weight gradients into param[].grad */
     cnnviz_rng *rng; /* Dropout masks */
     /* backward: accumulate weight gradients into this slab (same layout as
@@ -49,6 +54,10 @@ typedef struct {
 /* Whether the backward of layer i (a max pooling) does the ReLU backward
  * of layer i-1 (a Conv2D with ReLU) for it; see cnnviz_pass. */
 int cnnviz_fused_relu_pool(const cnnviz_model *m, int i);
+
+/* Run prepare() of layers 0..last into the workspace's prep buffers: what
+ * a forward does first (callers that run layers one by one call it). */
+void cnnviz_prepare_layers(const cnnviz_model *m, cnnviz_workspace *ws, int last, int training);
 
 /* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
 static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {
@@ -70,6 +79,11 @@ typedef struct {
     size_t (*aux_floats)(const cnnviz_layer *l, int B, int training);
     /* floats of transient scratch for batch B; may be NULL */
     size_t (*scratch_floats)(const cnnviz_layer *l, int B);
+    /* floats of a buffer of what a layer derives from its weights once per
+     * pass (Winograd's transformed kernels), and the call that fills it
+     * before a forward; the backward after it uses the same. May be NULL. */
+    size_t (*prep_floats)(const cnnviz_layer *l);
+    void (*prepare)(const cnnviz_layer *l, float *prep, int training);
 } cnnviz_layer_ops;
 
 struct cnnviz_layer {
@@ -133,9 +147,19 @@ struct cnnviz_workspace {
     int max_batch, training;
     float **out;   /* out[i]: layer i's output, max_batch * size */
     float **aux;   /* aux[i]: layer i's state, may be NULL */
+    float **prep;  /* prep[i]: layer i's prepare() buffer, may be NULL */
     float *scratch;
     float *grad_a, *grad_b; /* ping-pong buffers for backward, max activation size */
     const float *input;     /* the input of the latest forward */
+    int pass_training;      /* whether the latest forward was a training pass */
+    /* training passes may run layers 0 and 1 (Conv2D + MaxPooling2D) as
+     * one (cnnviz_conv_pool_forward): codes holds their window positions,
+     * codes_size ints a sample; fused_pass says the latest forward did,
+     * out0_stale that layer 0's output (not written then) has not been
+     * made since (restore_first_output) */
+    int *codes;
+    size_t codes_size;
+    int fused_pass, out0_stale, pass_batch;
     cnnviz_rng *rng;
     /* depth-first passes (model.c): per thread a scratch and two buffers
      * for one micro-batch's gradients (or, in predict, activations); per

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layers/layers.h"
 #include "model-impl.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -302,7 +303,8 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
     ws->training = training;
     ws->out = calloc((size_t)m->nlayers, sizeof *ws->out);
     ws->aux = calloc((size_t)m->nlayers, sizeof *ws->aux);
-    if (!ws->out || !ws->aux) goto nomem;
+    ws->prep = calloc((size_t)m->nlayers, sizeof *ws->prep);
+    if (!ws->out || !ws->aux || !ws->prep) goto nomem;
     size_t scratch = 0, biggest = cnnviz_shape_size(&m->input_shape);
     for (int i = 0; i < m->nlayers; i++) {
         const cnnviz_layer *l = m->layers[i];
@@ -317,6 +319,11 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
         }
         size_t s = l->ops->scratch_floats ? l->ops->scratch_floats(l, max_batch) : 0;
         if (s > scratch) scratch = s;
+        size_t pf = l->ops->prep_floats ? l->ops->prep_floats(l) : 0;
+        if (pf) {
+            ws->prep[i] = malloc(pf * sizeof(float));
+            if (!ws->prep[i]) goto nomem;
+        }
     }
     if (scratch) {
         ws->scratch = malloc(scratch * sizeof(float));
@@ -348,6 +355,11 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
             ws->depth_slabs = malloc(nmb * m->num_params * sizeof(float));
             if (!ws->depth_slabs) goto nomem;
         }
+        if (training && m->nlayers >= 2 && cnnviz_conv_pool_fusable(m->layers[0], m->layers[1])) {
+            ws->codes_size = cnnviz_shape_size(&m->layers[1]->out_shape);
+            ws->codes = malloc((size_t)max_batch * ws->codes_size * sizeof *ws->codes);
+            if (!ws->codes) goto nomem;
+        }
     }
     return ws;
 nomem:
@@ -360,20 +372,36 @@ void cnnviz_workspace_free(cnnviz_workspace *ws) {
     if (!ws) return;
     for (int i = 0; ws->out && i < ws->model->nlayers; i++) free(ws->out[i]);
     for (int i = 0; ws->aux && i < ws->model->nlayers; i++) free(ws->aux[i]);
+    for (int i = 0; ws->prep && i < ws->model->nlayers; i++) free(ws->prep[i]);
     free(ws->out);
     free(ws->aux);
+    free(ws->prep);
     free(ws->scratch);
     free(ws->grad_a);
     free(ws->grad_b);
     free(ws->depth_scratch);
     free(ws->depth_grad);
     free(ws->depth_slabs);
+    free(ws->codes);
     free(ws);
 }
 
 int cnnviz_workspace_max_batch(const cnnviz_workspace *ws) { return ws->max_batch; }
 void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng) { ws->rng = rng; }
-float *cnnviz_layer_output(cnnviz_workspace *ws, int i) { return ws->out[i]; }
+/* Layer 0's output after a fused training pass, which did not write it:
+ * computed now from the same input (the same bits the pass's pooling saw). */
+static void restore_first_output(cnnviz_workspace *ws) {
+    if (!ws->out0_stale) return;
+    const cnnviz_layer *l = ws->model->layers[0];
+    cnnviz_pass p = {.scratch = ws->scratch, .prep = ws->prep[0]};
+    l->ops->forward(l, ws->input, ws->out[0], ws->pass_batch, &p);
+    ws->out0_stale = 0;
+}
+
+float *cnnviz_layer_output(cnnviz_workspace *ws, int i) {
+    if (i == 0) restore_first_output(ws);
+    return ws->out[i];
+}
 
 /* Depth-first forward: each thread takes micro-batches of DEPTH_BATCH
  * samples through every layer with a scratch of its own, so a micro-batch's
@@ -432,11 +460,18 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
             const float *in = input + (size_t)b0 * in_size;
             for (int i = 0; i <= last; i++) {
                 const cnnviz_layer *l = m->layers[i];
+                if (i == 0 && ws->fused_pass) {
+                    float *pooled = ws->out[1] + (size_t)b0 * ws->codes_size;
+                    cnnviz_conv_pool_forward(l, in, pooled, ws->codes + (size_t)b0 * ws->codes_size, nb);
+                    in = pooled;
+                    i = 1;
+                    continue;
+                }
                 float *out = keep_all || i == last ? ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape)
                                                    : in == ping ? pong : ping;
                 /* what a layer records about the pass in aux (Dropout: "no mask")
                  * is written once, by the first micro-batch */
-                cnnviz_pass p = {.aux = j == 0 ? ws->aux[i] : NULL, .scratch = scratch,
+                cnnviz_pass p = {.aux = j == 0 ? ws->aux[i] : NULL, .scratch = scratch, .prep = ws->prep[i],
                                  .training = training && ws->training, .rng = ws->rng};
                 l->ops->forward(l, in, out, nb, &p);
                 in = out;
@@ -445,19 +480,29 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
     }
 }
 
+void cnnviz_prepare_layers(const cnnviz_model *m, cnnviz_workspace *ws, int last, int training) {
+    for (int i = 0; i <= last && i < m->nlayers; i++)
+        if (ws->prep[i]) m->layers[i]->ops->prepare(m->layers[i], ws->prep[i], training);
+}
+
 static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input, int B, int last,
                             int training, int keep_all) {
     if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
     ws->input = input;
+    ws->pass_training = training && ws->training;
+    cnnviz_prepare_layers(m, ws, last, ws->pass_training);
+    ws->fused_pass = ws->out0_stale = 0;
+    ws->pass_batch = B;
     if (depth_first_allowed(m, ws, B, last, training)) {
+        ws->fused_pass = ws->out0_stale = ws->codes && ws->pass_training && keep_all && last >= 1;
         forward_depth_first(m, ws, input, B, last, training, keep_all);
         return ws->out[last];
     }
     const float *in = input;
     for (int i = 0; i <= last; i++) {
         const cnnviz_layer *l = m->layers[i];
-        cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .training = training && ws->training,
-                         .rng = ws->rng};
+        cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i],
+                         .training = training && ws->training, .rng = ws->rng};
         l->ops->forward(l, in, ws->out[i], B, &p);
         in = ws->out[i];
     }
@@ -511,11 +556,30 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
             for (int i = last; i >= 0; i--) {
                 const cnnviz_layer *l = m->layers[i];
                 if (i == 0 && !dinput && !(weight_grads && l->nparam)) break;
+                if (i == 1 && ws->fused_pass) {
+                    const cnnviz_layer *conv = m->layers[0];
+                    const float *x = ws->input + (size_t)b0 * in_size;
+                    if (!dinput && slab) {
+                        cnnviz_pass p = {.grads = slab};
+                        cnnviz_conv_pool_backward(conv, x, ws->out[1] + (size_t)b0 * ws->codes_size,
+                                                  ws->codes + (size_t)b0 * ws->codes_size, d, nb,
+                                                  cnnviz_param_grad(&conv->param[0], &p),
+                                                  conv->nparam > 1 ? cnnviz_param_grad(&conv->param[1], &p) : NULL);
+                        break;
+                    }
+                    /* wanted what the fused pass has not kept: the conv's output,
+                     * the same bits again (this micro-batch's share of it) */
+                    if (ws->out0_stale) {
+                        cnnviz_pass p = {.scratch = scratch, .prep = ws->prep[0]};
+                        size_t n0 = cnnviz_shape_size(&conv->out_shape);
+                        conv->ops->forward(conv, x, ws->out[0] + (size_t)b0 * n0, nb, &p);
+                    }
+                }
                 float *din = i > 0 ? (d == ga ? gb : ga) : dinput ? dinput + (size_t)b0 * in_size : NULL;
                 const float *in = i ? ws->out[i - 1] + (size_t)b0 * cnnviz_shape_size(&m->layers[i - 1]->out_shape)
                                     : ws->input + (size_t)b0 * in_size;
                 const float *out = ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape);
-                cnnviz_pass p = {.scratch = scratch, .training = ws->training, .weight_grads = weight_grads,
+                cnnviz_pass p = {.scratch = scratch, .prep = ws->prep[i], .training = ws->pass_training, .weight_grads = weight_grads,
                                  .rng = ws->rng, .grads = slab, .relu_input = cnnviz_fused_relu_pool(m, i),
                                  .dout_masked = i < last && cnnviz_fused_relu_pool(m, i + 1)};
                 l->ops->backward(l, in, out, d, din, nb, &p);
@@ -555,6 +619,7 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
         backward_depth_first(m, ws, dout, B, last, weight_grads, dinput);
         return;
     }
+    restore_first_output(ws);
     const float *d = dout;
     for (int i = last; i >= 0; i--) {
         const cnnviz_layer *l = m->layers[i];
@@ -563,7 +628,7 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
          * layers with weights accept din == NULL and skip that work */
         float *din = i > 0 ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
         const float *in = i ? ws->out[i - 1] : ws->input;
-        cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .training = ws->training,
+        cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = ws->pass_training,
                          .weight_grads = weight_grads, .rng = ws->rng, .relu_input = cnnviz_fused_relu_pool(m, i),
                          .dout_masked = i < last && cnnviz_fused_relu_pool(m, i + 1)};
         l->ops->backward(l, in, ws->out[i], d, din, B, &p);

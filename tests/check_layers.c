@@ -764,6 +764,175 @@ START_TEST(sparse_conv_backward_matches_reference) {
 }
 END_TEST
 
+/* Winograd F(3x3, 3x3), the training passes of small 3x3 convolutions
+ * (the seed net's 5x5 -> 3x3 conv2d_2): forward, and the kernel, bias and
+ * input gradients of a linear or ReLU Conv2D for a random dy, against
+ * float64 sums written from TF's definitions. Differences are measured
+ * against max(|reference|, 1): F(3x3, 3x3)'s float error is a few 1e-6
+ * there, a wrong transform entry shows as ~0.1. dropout = 1 puts a
+ * Dropout(0) after the conv, which keeps the driver off its depth-first
+ * micro-batches, so B = 40 makes five chunks in four weight partitions. */
+static void winograd3_case(int H, int W, int C, int F, int same, int relu, int dropout, int B) {
+    cnnviz_error err;
+    cnnviz_shape in = cnnviz_shape3(H, W, C);
+    cnnviz_model *m = cnnviz_model_new(&in);
+    cnnviz_layer_spec cs = conv_spec(F, 3, 1, same ? CNNVIZ_PAD_SAME : CNNVIZ_PAD_VALID,
+                                     relu ? CNNVIZ_ACT_RELU : CNNVIZ_ACT_LINEAR);
+    ck_assert_int_eq(cnnviz_model_add(m, &cs, &err), CNNVIZ_OK);
+    if (dropout) {
+        cnnviz_layer_spec ds = cnnviz_layer_spec_init(CNNVIZ_LAYER_DROPOUT);
+        ds.rate = 0.0f;
+        ck_assert_int_eq(cnnviz_model_add(m, &ds, &err), CNNVIZ_OK);
+    }
+    ck_assert_int_eq(cnnviz_model_finalize(m, &err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_alloc_grads(m, &err), CNNVIZ_OK);
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, (uint64_t)(H * 7 + W + C + F + B), 5);
+    for (size_t j = 0; j < m->num_params; j++) m->params[j] = 0.4f * (cnnviz_rng_uniform(&rng) - 0.5f);
+    int OH = tf_out(H, 3, 1, same), OW = tf_out(W, 3, 1, same), pt = tf_pad_top(H, 3, 1, same),
+        pl = tf_pad_top(W, 3, 1, same);
+    size_t nin = (size_t)B * H * W * C, nout = (size_t)B * OH * OW * F, nw = (size_t)9 * C * F;
+    float *x = malloc(nin * sizeof *x), *dy = malloc(nout * sizeof *dy), *dx = malloc(nin * sizeof *dx);
+    float *yref = malloc(nout * sizeof *yref), *dwf = malloc(nw * sizeof *dwf), *dbf = malloc((size_t)F * sizeof *dbf);
+    float *dxf = malloc(nin * sizeof *dxf);
+    double *dw = calloc(nw, sizeof *dw), *db = calloc((size_t)F, sizeof *db), *dxr = calloc(nin, sizeof *dxr);
+    for (size_t i = 0; i < nin; i++) x[i] = cnnviz_rng_uniform(&rng);
+    for (size_t i = 0; i < nout; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
+    const cnnviz_layer *l = m->layers[0];
+    const float *w = l->param[0].data, *bias = l->param[1].data;
+    naive_conv(x, B, H, W, C, w, bias, 3, 3, F, 1, same, yref);
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
+    ck_assert_ptr_nonnull(ws);
+    const float *y = cnnviz_forward(m, ws, x, B, 0, 1);
+    size_t at = 0;
+    for (size_t i = 0; i < nout; i++) yref[i] = relu && yref[i] < 0.0f ? 0.0f : yref[i];
+    double d = max_rel_diff(y, yref, nout, 1.0, &at);
+    ck_assert_msg(d < 2e-5, "%dx%dx%d F%d B%d: output off by %g at %zu", H, W, C, F, B, d, at);
+    (void)cnnviz_forward(m, ws, x, B, -1, 1);
+    cnnviz_model_zero_grads(m);
+    cnnviz_backward(m, ws, dy, B, -1, 1, dx);
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++)
+                for (int f = 0; f < F; f++) {
+                    size_t o = (((size_t)b * OH + oy) * OW + ox) * F + f;
+                    double g = relu && !(y[o] > 0.0f) ? 0.0 : dy[o];
+                    db[f] += g;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = oy + ky - pt, ix = ox + kx - pl;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            for (int c = 0; c < C; c++) {
+                                size_t xi = (((size_t)b * H + iy) * W + ix) * C + c;
+                                size_t wi = (((size_t)ky * 3 + kx) * C + c) * F + f;
+                                dw[wi] += g * x[xi];
+                                dxr[xi] += g * w[wi];
+                            }
+                        }
+                }
+    for (size_t i = 0; i < nw; i++) dwf[i] = (float)dw[i];
+    for (int f = 0; f < F; f++) dbf[f] = (float)db[f];
+    for (size_t i = 0; i < nin; i++) dxf[i] = (float)dxr[i];
+    d = max_rel_diff(m->grads + l->param[0].offset, dwf, nw, 1.0, &at);
+    ck_assert_msg(d < 5e-5, "%dx%dx%d F%d B%d: kernel gradient off by %g at %zu", H, W, C, F, B, d, at);
+    d = max_rel_diff(m->grads + l->param[1].offset, dbf, (size_t)F, 1.0, &at);
+    ck_assert_msg(d < 5e-5, "%dx%dx%d F%d B%d: bias gradient off by %g at %zu", H, W, C, F, B, d, at);
+    d = max_rel_diff(dx, dxf, nin, 1.0, &at);
+    ck_assert_msg(d < 5e-5, "%dx%dx%d F%d B%d: input gradient off by %g at %zu", H, W, C, F, B, d, at);
+    cnnviz_workspace_free(ws);
+    cnnviz_model_free(m);
+    free(x), free(dy), free(dx), free(yref), free(dwf), free(dbf), free(dxf), free(dw), free(db), free(dxr);
+}
+
+static void winograd3_body(void) {
+    winograd3_case(5, 5, 64, 64, 0, 1, 0, 3);  /* the seed net's conv2d_2, one micro-batch */
+    winograd3_case(5, 5, 64, 64, 0, 1, 0, 20); /* depth-first micro-batches of 8 */
+    winograd3_case(5, 5, 16, 48, 0, 0, 1, 40); /* five chunks, four partitions; 48 maps */
+    winograd3_case(7, 5, 16, 32, 0, 0, 0, 3);  /* 5x3 output: a block cut by the edge */
+    winograd3_case(3, 3, 16, 16, 1, 1, 0, 2);  /* same padding */
+}
+
+START_TEST(winograd3_training_matches_reference) {
+    ck_assert(cnnviz_winograd3_usable(3, 3, 1, 1, 64, 64, 3, 3));
+    ck_assert(cnnviz_winograd3_usable(3, 3, 1, 1, 16, 32, 5, 3));
+    ck_assert(!cnnviz_winograd3_usable(3, 3, 1, 1, 64, 64, 2, 2)); /* 25 products for 4 outputs */
+    ck_assert(!cnnviz_winograd3_usable(3, 3, 1, 1, 8, 64, 3, 3));
+    both_vector_widths(winograd3_body);
+}
+END_TEST
+
+/* The first Conv2D(relu) and the MaxPooling2D after it run as one pass in
+ * training (cnnviz_conv_pool_forward/backward, where the CPU has AVX-512):
+ * against the same net with a Dropout(0) after the pooling, which keeps
+ * the driver on its layer-by-layer path where each layer runs alone. The
+ * pooled output and the conv's output (made again on request) are the
+ * same bits; the gradients are the same sums in another order (measured
+ * against max(|value|, 1): sums of ~400 terms of size ~0.5, where a
+ * dropped term shows as ~0.1); an input gradient asked of a fused pass is
+ * the same too. */
+static cnnviz_model *conv_pool_net(int dropout, cnnviz_error *err) {
+    cnnviz_shape in = cnnviz_shape3(12, 10, 1);
+    cnnviz_model *m = cnnviz_model_new(&in);
+    cnnviz_layer_spec cs = conv_spec(64, 3, 1, CNNVIZ_PAD_VALID, CNNVIZ_ACT_RELU);
+    cnnviz_layer_spec ps = pool_spec(1, 2, 0, CNNVIZ_PAD_VALID);
+    cnnviz_layer_spec fs = cnnviz_layer_spec_init(CNNVIZ_LAYER_FLATTEN), ds = cnnviz_layer_spec_init(CNNVIZ_LAYER_DENSE);
+    ds.units = 7;
+    ck_assert_int_eq(cnnviz_model_add(m, &cs, err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_add(m, &ps, err), CNNVIZ_OK);
+    if (dropout) {
+        cnnviz_layer_spec d = cnnviz_layer_spec_init(CNNVIZ_LAYER_DROPOUT);
+        d.rate = 0.0f;
+        ck_assert_int_eq(cnnviz_model_add(m, &d, err), CNNVIZ_OK);
+    }
+    ck_assert_int_eq(cnnviz_model_add(m, &fs, err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_add(m, &ds, err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_finalize(m, err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_model_alloc_grads(m, err), CNNVIZ_OK);
+    return m;
+}
+
+START_TEST(conv_pool_fused_matches_separate) {
+    cnnviz_error err;
+    enum { B = 21 };
+    cnnviz_model *a = conv_pool_net(0, &err), *b = conv_pool_net(1, &err);
+    ck_assert_int_eq(a->num_params, b->num_params);
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 77, 1);
+    for (size_t j = 0; j < a->num_params; j++) a->params[j] = 0.5f * (cnnviz_rng_uniform(&rng) - 0.4f);
+    memcpy(b->params, a->params, a->num_params * sizeof(float));
+    size_t nin = (size_t)B * 12 * 10, nconv = (size_t)B * 10 * 8 * 64, npool = nconv / 4;
+    float *x = malloc(nin * sizeof *x), *dy = malloc((size_t)B * 7 * sizeof *dy);
+    float *dxa = malloc(nin * sizeof *dxa), *dxb = malloc(nin * sizeof *dxb);
+    for (size_t i = 0; i < nin; i++) x[i] = cnnviz_rng_uniform(&rng);
+    for (int i = 0; i < B * 7; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
+    cnnviz_workspace *wa = cnnviz_workspace_new(a, B, 1, &err), *wb = cnnviz_workspace_new(b, B, 1, &err);
+    for (int want_dx = 0; want_dx < 2; want_dx++) {
+        (void)cnnviz_forward(a, wa, x, B, -1, 1);
+        (void)cnnviz_forward(b, wb, x, B, -1, 1);
+        ck_assert_int_eq(memcmp(cnnviz_layer_output(wa, 1), cnnviz_layer_output(wb, 1), npool * sizeof(float)), 0);
+        if (want_dx) /* the conv's output, not written by a fused pass, on request */
+            ck_assert_int_eq(memcmp(cnnviz_layer_output(wa, 0), cnnviz_layer_output(wb, 0), nconv * sizeof(float)), 0);
+        cnnviz_model_zero_grads(a);
+        cnnviz_model_zero_grads(b);
+        cnnviz_backward(a, wa, dy, B, -1, 1, want_dx ? dxa : NULL);
+        cnnviz_backward(b, wb, dy, B, -1, 1, want_dx ? dxb : NULL);
+        size_t at = 0;
+        double d = max_rel_diff(a->grads, b->grads, a->num_params, 1.0, &at);
+        ck_assert_msg(d < 1e-5, "gradients (input gradient %s) off by %g at %zu", want_dx ? "wanted" : "not wanted", d,
+                      at);
+        if (want_dx) ck_assert_msg(max_rel_diff(dxa, dxb, nin, 1.0, NULL) < 1e-5, "input gradient");
+    }
+    double s = 0.0;
+    for (size_t j = 0; j < (size_t)9 * 64; j++) s += fabs(a->grads[a->layers[0]->param[0].offset + j]);
+    ck_assert_msg(s > 0.0, "the conv's kernel gradient is all zero");
+    cnnviz_workspace_free(wa);
+    cnnviz_workspace_free(wb);
+    cnnviz_model_free(a);
+    cnnviz_model_free(b);
+    free(x), free(dy), free(dxa), free(dxb);
+}
+END_TEST
+
 static void pool_gradients_body(void) {
     struct {
         int k, s, H, W;
@@ -966,6 +1135,8 @@ static Suite *make_layers_suite(void) {
     tcase_add_test(t, pool_gradients);
     tcase_add_test(t, relu_pool_backward_fused);
     tcase_add_test(t, sparse_conv_backward_matches_reference);
+    tcase_add_test(t, winograd3_training_matches_reference);
+    tcase_add_test(t, conv_pool_fused_matches_separate);
     tcase_add_test(t, activation_layer_gradients);
     tcase_add_test(t, batchnorm_forward_and_gradients);
     tcase_add_test(t, dropout_inference_and_training);

@@ -19,7 +19,13 @@
  * Forward of a 3x3 stride-1 layer with C and F multiples of 16 (the seed
  * net's second conv) goes through Winograd F(2x2, 3x3) instead (winograd.c):
  * 2.25x less arithmetic than the sgemm, and its own kernel, 1.5x faster on
- * that layer. Backward keeps the paths above.
+ * that layer. Backward keeps the paths above. Where the output is a few
+ * 3x3 blocks (the seed net's third conv, 5x5 -> 3x3), training passes
+ * take Winograd F(3x3, 3x3) forward and backward, 3.24x less arithmetic;
+ * its float error (a few 1e-6) is above what the Keras checks allow, so
+ * inference keeps the sgemm there.
+ * In training, the first layer (3x3, one channel, ReLU) and a 2x2 max
+ * pooling after it run as one pass (cnnviz_conv_pool_forward/backward).
  * The direct path's input gradient (stride 1) is gathered per input pixel,
  * four pixels at a time, rather than scattered per output pixel.
  * Chunking depends on the layer's geometry only, never on the thread count,
@@ -54,7 +60,9 @@ typedef struct {
     int pad_top, pad_left;
     int K;             /* kh*kw*C */
     int use_bias, direct;
-    int winograd; /* forward by Winograd F(2x2, 3x3) (winograd.c) */
+    /* 2: forward by Winograd F(2x2, 3x3); 3: forward and backward by
+     * F(3x3, 3x3) in training passes, sgemm otherwise (winograd.c); 0: neither */
+    int winograd;
     float alpha;
 } conv2d_layer;
 
@@ -92,6 +100,7 @@ static size_t out_floats(const conv2d_layer *c) { return (size_t)c->OH * c->OW *
 
 /* samples per chunk: a function of the geometry only, never of B or threads */
 static int chunk_samples(const conv2d_layer *c) {
+    if (c->winograd == 3) return CHUNK_MAX_SAMPLES; /* a block each, no columns */
     size_t per = col_floats_per_sample(c) * sizeof(float);
     size_t n = CHUNK_COL_BYTES / (per ? per : 1);
     return n < 1 ? 1 : n > CHUNK_MAX_SAMPLES ? CHUNK_MAX_SAMPLES : (int)n;
@@ -485,6 +494,147 @@ static void conv2d_forward_direct(const conv2d_layer *c, const float *in, float 
     }
 }
 
+/* --- Conv2D(relu) + MaxPooling2D(2) in one pass, for training ------------
+ *
+ * The first layer of an MNIST net writes 26x26x32 floats a sample that
+ * only the pooling after it reads, and whose backward then writes a
+ * gradient of the same size, three quarters zeros, that only this layer's
+ * kernel gradient reads. In a training pass the two layers can go as one:
+ * forward computes a 2x2 window's four outputs with the same arithmetic as
+ * direct_pixels (so the pooled values are the same bits), keeps their
+ * maximum and which of the four it was (an int per pooled value: the
+ * first maximum in row-major order, as the pooling's own backward picks);
+ * backward sends each pooled gradient, where the maximum is above zero
+ * (the ReLU's backward), to its window position and sums the kernel
+ * gradient from there. The conv's own output is never written. */
+/* GCC 12 builds the compares of these kernels lane by lane inside a
+ * target_clones clone (not for a plain target attribute): one AVX-512
+ * version, taken only on CPUs that have it */
+#ifdef CNNVIZ_CLONES
+#define CONV_POOL_TARGET __attribute__((target("arch=x86-64-v4")))
+static int conv_pool_cpu(void) { return __builtin_cpu_supports("x86-64-v4"); }
+#else
+#define CONV_POOL_TARGET
+static int conv_pool_cpu(void) { return 1; }
+#endif
+
+int cnnviz_conv_pool_fusable(const cnnviz_layer *l, const cnnviz_layer *pool) {
+    if (!conv_pool_cpu()) return 0;
+    if (l->type != CNNVIZ_LAYER_CONV2D || pool->type != CNNVIZ_LAYER_MAXPOOL2D) return 0;
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    const cnnviz_layer_spec *ps = &pool->spec;
+    int sh = ps->strides[0] ? ps->strides[0] : ps->pool[0], sw = ps->strides[1] ? ps->strides[1] : ps->pool[1];
+    return c->direct && direct_weight_grad9_ok(c) && c->sh == 1 && c->sw == 1 && c->C == 1 &&
+           l->activation == CNNVIZ_ACT_RELU && ps->pool[0] == 2 && ps->pool[1] == 2 && sh == 2 && sw == 2 &&
+           ps->padding == CNNVIZ_PAD_VALID && pool->out_shape.dim[0] == c->OH / 2 &&
+           pool->out_shape.dim[1] == c->OW / 2;
+}
+
+/* the 32 filters from f of a window's four outputs (ReLU'd) a0..a3 (first
+ * 16) and c0..c3: their maximum into o, the position of the first maximum
+ * into code */
+#define MAX4_STEP(m, k, v, idx)                                                                                        \
+    do {                                                                                                               \
+        cnnviz_v16i gt_ = (v) > (m);                                                                                   \
+        m = (cnnviz_v16)(((cnnviz_v16i)(v) & gt_) | ((cnnviz_v16i)(m) & ~gt_));                                         \
+        k = ((idx) & gt_) | (k & ~gt_);                                                                                \
+    } while (0)
+#define MAX4(m, k, v0, v1, v2, v3)                                                                                     \
+    do {                                                                                                               \
+        m = v0, k = (cnnviz_v16i){0};                                                                                  \
+        MAX4_STEP(m, k, v1, one);                                                                                      \
+        MAX4_STEP(m, k, v2, two);                                                                                      \
+        MAX4_STEP(m, k, v3, three);                                                                                    \
+    } while (0)
+
+CONV_POOL_TARGET
+void cnnviz_conv_pool_forward(const cnnviz_layer *l, const float *in, float *pooled, int *codes, int nb) {
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    const float *w = l->param[0].data, *bias = c->use_bias ? l->param[1].data : NULL;
+    int PH = c->OH / 2, PW = c->OW / 2, F = c->F, W = c->W;
+    int off[DIRECT_MAX_K], identity[DIRECT_MAX_K];
+    tap_tables(c, off, identity);
+    const cnnviz_v16 zero = {0};
+    const cnnviz_v16i one = (cnnviz_v16i){0} + 1, two = one + 1, three = two + 1;
+    for (int b = 0; b < nb; b++) {
+        const float *x = in + (size_t)b * in_floats(c);
+        size_t o = (size_t)b * PH * PW * F;
+        for (int py = 0; py < PH; py++)
+            for (int px = 0; px < PW; px++, o += F) {
+                const float *s0 = x + (size_t)(2 * py) * W + 2 * px, *s1 = s0 + 1, *s2 = s0 + W, *s3 = s2 + 1;
+                for (int f = 0; f < F; f += 32) {
+                    cnnviz_v16 bv = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
+                    cnnviz_v16 bu = bias ? *(const cnnviz_v16u *)(bias + f + 16) : zero;
+                    cnnviz_v16 a0 = bv, a1 = bv, a2 = bv, a3 = bv, c0 = bu, c1 = bu, c2 = bu, c3 = bu;
+                    for (int k = 0; k < 9; k++) {
+                        cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
+                        cnnviz_v16 wu = *(const cnnviz_v16u *)(w + (size_t)k * F + f + 16);
+                        int ok = off[k];
+                        float v0 = s0[ok], v1 = s1[ok], v2 = s2[ok], v3 = s3[ok];
+                        a0 += v0 * wv, c0 += v0 * wu;
+                        a1 += v1 * wv, c1 += v1 * wu;
+                        a2 += v2 * wv, c2 += v2 * wu;
+                        a3 += v3 * wv, c3 += v3 * wu;
+                    }
+                    a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
+                    c0 = RELU16(c0), c1 = RELU16(c1), c2 = RELU16(c2), c3 = RELU16(c3);
+                    cnnviz_v16 m, n;
+                    cnnviz_v16i k, q;
+                    MAX4(m, k, a0, a1, a2, a3);
+                    MAX4(n, q, c0, c1, c2, c3);
+                    *(cnnviz_v16u *)(pooled + o + f) = m, *(cnnviz_v16u *)(pooled + o + f + 16) = n;
+                    *(cnnviz_v16iu *)(codes + o + f) = k, *(cnnviz_v16iu *)(codes + o + f + 16) = q;
+                }
+            }
+    }
+}
+#undef MAX4
+#undef MAX4_STEP
+
+CONV_POOL_TARGET
+void cnnviz_conv_pool_backward(const cnnviz_layer *l, const float *in, const float *pooled,
+                               const int *codes, const float *dpooled, int nb, float *gw, float *gb) {
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    int PH = c->OH / 2, PW = c->OW / 2, F = c->F, W = c->W;
+    int off[DIRECT_MAX_K], identity[DIRECT_MAX_K];
+    tap_tables(c, off, identity);
+    const cnnviz_v16 zero = {0};
+    for (int f = 0; f < F; f += 32) {
+        cnnviz_v16 a[9], e[9], sd = zero, se = zero;
+        #pragma GCC unroll 9
+        for (int j = 0; j < 9; j++) a[j] = zero, e[j] = zero;
+        for (int b = 0; b < nb; b++) {
+            const float *x = in + (size_t)b * in_floats(c);
+            size_t o = (size_t)b * PH * PW * F + f;
+            for (int py = 0; py < PH; py++)
+                for (int px = 0; px < PW; px++, o += F) {
+                    /* a maximum of zero passes nothing: the ReLU's slope there */
+                    cnnviz_v16i md = *(const cnnviz_v16u *)(pooled + o) > zero;
+                    cnnviz_v16i me = *(const cnnviz_v16u *)(pooled + o + 16) > zero;
+                    cnnviz_v16 d = (cnnviz_v16)((cnnviz_v16i) * (const cnnviz_v16u *)(dpooled + o) & md);
+                    cnnviz_v16 g = (cnnviz_v16)((cnnviz_v16i) * (const cnnviz_v16u *)(dpooled + o + 16) & me);
+                    cnnviz_v16i kd = *(const cnnviz_v16iu *)(codes + o), kg = *(const cnnviz_v16iu *)(codes + o + 16);
+                    sd += d, se += g;
+                    const float *s0 = x + (size_t)(2 * py) * W + 2 * px;
+                    #pragma GCC unroll 4
+                    for (int t = 0; t < 4; t++) {
+                        const float *cp = s0 + (t >> 1) * W + (t & 1);
+                        cnnviz_v16 dt = (cnnviz_v16)((cnnviz_v16i)d & (kd == t));
+                        cnnviz_v16 gt = (cnnviz_v16)((cnnviz_v16i)g & (kg == t));
+                        #pragma GCC unroll 9
+                        for (int j = 0; j < 9; j++) a[j] += cp[off[j]] * dt, e[j] += cp[off[j]] * gt;
+                    }
+                }
+        }
+        #pragma GCC unroll 9
+        for (int j = 0; j < 9; j++) {
+            *(cnnviz_v16u *)(gw + (size_t)j * F + f) += a[j];
+            *(cnnviz_v16u *)(gw + (size_t)j * F + f + 16) += e[j];
+        }
+        if (gb) *(cnnviz_v16u *)(gb + f) += sd, *(cnnviz_v16u *)(gb + f + 16) += se;
+    }
+}
+
 /* --- the im2col + sgemm path ------------------------------------------- */
 
 static float *thread_block(const conv2d_layer *c, float *scratch, int B);
@@ -518,24 +668,46 @@ static void conv2d_forward_gemm(const conv2d_layer *c, const float *in, float *o
     }
 }
 
-/* Winograd: the kernel's transform in the shared region (backward's,
- * unused in forward), then one sample at a time in the thread's block. */
+/* Winograd's transformed kernel: made once per pass (prepare), before the
+ * forward and the backward after it read it. */
+static size_t conv2d_prep_floats(const cnnviz_layer *l) {
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    return c->winograd == 2   ? cnnviz_winograd_weight_floats(c->C, c->F)
+           : c->winograd == 3 ? cnnviz_winograd3_weight_floats(c->C, c->F)
+                              : 0;
+}
+
+static void conv2d_prepare(const cnnviz_layer *l, float *prep, int training) {
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    if (c->winograd == 2)
+        cnnviz_winograd_weights(l->param[0].data, c->C, c->F, prep);
+    else if (c->winograd == 3 && training) /* its only user */
+        cnnviz_winograd3_weights(l->param[0].data, c->C, c->F, prep);
+}
+
+/* Winograd F(2x2, 3x3) one sample at a time, F(3x3, 3x3) a chunk of
+ * samples at a time (a block each), in the thread's block. */
 static void conv2d_forward_winograd(const conv2d_layer *c, const float *in, float *out, int B, cnnviz_pass *p) {
     const cnnviz_layer *l = &c->base;
     const float *bias = c->use_bias ? l->param[1].data : NULL;
     int relu = l->activation == CNNVIZ_ACT_RELU;
-    float *u = p->scratch;
-    cnnviz_winograd_weights(l->param[0].data, c->C, c->F, u);
-    #pragma omp parallel num_threads(threads_for(B))
+    int per = c->winograd == 3 ? chunk_samples(c) : 1, jobs = (B + per - 1) / per;
+    #pragma omp parallel num_threads(threads_for(jobs))
     {
         cnnviz_omp_serial_inside();
         float *block = thread_block(c, p->scratch, B);
         #pragma omp for schedule(static)
-        for (int b = 0; b < B; b++) {
-            float *y = out + (size_t)b * out_floats(c);
-            cnnviz_winograd_sample(in + (size_t)b * in_floats(c), c->H, c->W, c->C, c->pad_top, c->pad_left, u, bias,
-                                   relu, y, c->OH, c->OW, c->F, block);
-            if (!relu) cnnviz_activation_forward(l->activation, c->alpha, y, out_floats(c), c->F);
+        for (int j = 0; j < jobs; j++) {
+            int b0 = j * per, nb = B - b0 < per ? B - b0 : per;
+            float *y = out + (size_t)b0 * out_floats(c);
+            const float *x = in + (size_t)b0 * in_floats(c);
+            if (c->winograd == 3)
+                cnnviz_winograd3_forward(x, nb, c->H, c->W, c->C, c->pad_top, c->pad_left, p->prep, bias, relu, y,
+                                         c->OH, c->OW, c->F, block);
+            else
+                cnnviz_winograd_sample(x, c->H, c->W, c->C, c->pad_top, c->pad_left, p->prep, bias, relu, y, c->OH,
+                                       c->OW, c->F, block);
+            if (!relu) cnnviz_activation_forward(l->activation, c->alpha, y, (size_t)nb * out_floats(c), c->F);
         }
     }
 }
@@ -544,7 +716,7 @@ static void conv2d_forward(const cnnviz_layer *l, const float *in, float *out, i
     const conv2d_layer *c = (const conv2d_layer *)l;
     if (c->direct)
         conv2d_forward_direct(c, in, out, B);
-    else if (c->winograd)
+    else if (c->winograd == 2 || (c->winograd == 3 && p->training))
         conv2d_forward_winograd(c, in, out, B, p);
     else
         conv2d_forward_gemm(c, in, out, B, p);
@@ -567,16 +739,17 @@ static size_t shared_floats(const conv2d_layer *c, int B) {
     size_t kf = (size_t)c->K * c->F;
     if (c->direct) return (size_t)B * out_floats(c) + (size_t)B * (kf + c->F);
     int per = chunk_samples(c), nchunks = (B + per - 1) / per;
-    size_t n = (size_t)weight_partitions() * kf + (size_t)nchunks * c->F;
-    size_t u = c->winograd ? cnnviz_winograd_weight_floats(c->C, c->F) : 0;
-    return n > u ? n : u;
+    return (size_t)weight_partitions() * kf + (size_t)nchunks * c->F;
 }
 
 static size_t thread_floats(const conv2d_layer *c) {
     if (c->direct) return (size_t)c->OH * c->OW * padded_k(c);
     int per = chunk_samples(c);
     size_t n = (size_t)per * (2 * col_floats_per_sample(c) + out_floats(c));
-    size_t w = c->winograd ? cnnviz_winograd_block_floats(c->C, c->F) : 0;
+    size_t w = c->winograd == 2 ? cnnviz_winograd_block_floats(c->C, c->F) : 0;
+    /* F(3x3, 3x3): its block, then the chunk's dU and dz */
+    if (c->winograd == 3)
+        w = cnnviz_winograd3_block_floats(c->C, c->F) + 25 * (size_t)c->C * c->F + (size_t)per * out_floats(c);
     return n > w ? n : w;
 }
 
@@ -1237,10 +1410,60 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
         for (int ch = 0; ch < nchunks; ch++) add_floats(gb, pb + (size_t)ch * c->F, (size_t)c->F);
 }
 
+/* F(3x3, 3x3): chunks of samples in a fixed set of partitions as on the
+ * sgemm path, each partition's kernel gradient summed in the Winograd
+ * domain (dU) over its chunks and turned into a partial kernel at its end. */
+static void conv2d_backward_winograd3(const conv2d_layer *c, const float *in, const float *out, const float *dout,
+                                      float *din, int B, cnnviz_pass *p) {
+    const cnnviz_layer *l = &c->base;
+    size_t kf = (size_t)c->K * c->F, uf = 25 * (size_t)c->C * c->F;
+    int per = chunk_samples(c), nchunks = (B + per - 1) / per;
+    float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
+    float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
+    int act = l->activation != CNNVIZ_ACT_LINEAR && !(p->dout_masked && l->activation == CNNVIZ_ACT_RELU);
+    int parts = nchunks <= 4 ? 1 : weight_partitions();
+    float *pw = p->scratch, *pb = p->scratch + (size_t)weight_partitions() * kf;
+    #pragma omp parallel num_threads(threads_for(parts))
+    {
+        cnnviz_omp_serial_inside();
+        #pragma omp for schedule(static)
+        for (int j = 0; j < parts; j++) {
+            float *block = thread_block(c, p->scratch, B);
+            float *du = block + cnnviz_winograd3_block_floats(c->C, c->F), *dzbuf = du + uf;
+            int c0 = nchunks * j / parts, c1 = nchunks * (j + 1) / parts;
+            for (int ch = c0; ch < c1; ch++) {
+                int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
+                size_t o = (size_t)b0 * out_floats(c), n = (size_t)nb * out_floats(c);
+                const float *dz = dout + o;
+                if (act) {
+                    cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dzbuf, n, c->F);
+                    dz = dzbuf;
+                }
+                if (gb) {
+                    memset(pb + (size_t)ch * c->F, 0, (size_t)c->F * sizeof *pb);
+                    cnnviz_bias_grad_rows(pb + (size_t)ch * c->F, dz, n / c->F, c->F);
+                }
+                cnnviz_winograd3_backward(in + (size_t)b0 * in_floats(c), dz, nb, c->H, c->W, c->C, c->pad_top,
+                                          c->pad_left, p->prep, din ? din + (size_t)b0 * in_floats(c) : NULL,
+                                          gw ? du : NULL, ch == c0, c->OH, c->OW, c->F, block);
+            }
+            /* a partition without chunks (more partitions than chunks) adds zeros */
+            if (gw && parts > 1) memset(pw + (size_t)j * kf, 0, kf * sizeof *pw);
+            if (gw && c1 > c0) cnnviz_winograd3_weight_grad(du, c->C, c->F, parts == 1 ? gw : pw + (size_t)j * kf);
+        }
+    }
+    if (gw && parts > 1)
+        for (int j = 0; j < parts; j++) add_floats(gw, pw + (size_t)j * kf, kf);
+    if (gb)
+        for (int ch = 0; ch < nchunks; ch++) add_floats(gb, pb + (size_t)ch * c->F, (size_t)c->F);
+}
+
 static void conv2d_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
                             float *din, int B, cnnviz_pass *p) {
     const conv2d_layer *c = (const conv2d_layer *)l;
-    if (c->direct)
+    if (c->winograd == 3 && p->training)
+        conv2d_backward_winograd3(c, in, out, dout, din, B, p);
+    else if (c->direct)
         conv2d_backward_direct(c, in, out, dout, din, B, p);
     else
         conv2d_backward_gemm(c, in, out, dout, din, B, p);
@@ -1250,6 +1473,8 @@ static const cnnviz_layer_ops conv2d_ops = {
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .scratch_floats = conv2d_scratch_floats,
+    .prep_floats = conv2d_prep_floats,
+    .prepare = conv2d_prepare,
 };
 
 cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_shape *in, cnnviz_error *err) {
@@ -1283,7 +1508,10 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors) */
     int wide = cnnviz_wide_vectors();
     c->direct = wide && c->K <= DIRECT_MAX_K;
-    c->winograd = wide && !c->direct && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW);
+    if (wide && !c->direct && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+        c->winograd = 2;
+    else if (wide && !c->direct && cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+        c->winograd = 3;
     c->alpha = cnnviz_fused_activation_alpha(spec->activation);
     l->activation = spec->activation;
     l->out_shape = cnnviz_shape3(c->OH, c->OW, c->F);

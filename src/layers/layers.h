@@ -62,6 +62,7 @@ void cnnviz_force_wide_vectors(int wide);
 typedef float cnnviz_v16 __attribute__((vector_size(64)));
 typedef float cnnviz_v16u __attribute__((vector_size(64), aligned(4)));
 typedef int cnnviz_v16i __attribute__((vector_size(64)));
+typedef int cnnviz_v16iu __attribute__((vector_size(64), aligned(4)));
 
 /* the sum of a vector's lanes, in a fixed tree order */
 static inline float cnnviz_hsum16(cnnviz_v16 v) {
@@ -90,3 +91,34 @@ size_t cnnviz_winograd_block_floats(int C, int F);
 void cnnviz_winograd_weights(const float *w, int C, int F, float *u);
 void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
                             const float *bias, int relu, float *out, int OH, int OW, int F, float *block);
+
+/* Winograd F(3x3, 3x3) (winograd.c), forward and backward, for layers whose
+ * output comes in few 3x3 blocks (5x5 -> 3x3). Rows of its products are
+ * the blocks of all nb samples of a call. weights: U and its transpose
+ * (weight_floats) from the HWIO kernel. forward: out with bias and, if relu,
+ * ReLU. backward, from dz (the gradient at the pre-activation output): din
+ * overwritten (if not NULL) and du (25, C, F) accumulated (if not NULL;
+ * du_fresh: overwritten);
+ * weight_grad turns du into dw (3, 3, C, F) += G^T du G. */
+int cnnviz_winograd3_usable(int kh, int kw, int sh, int sw, int C, int F, int OH, int OW);
+size_t cnnviz_winograd3_weight_floats(int C, int F);
+size_t cnnviz_winograd3_block_floats(int C, int F);
+void cnnviz_winograd3_weights(const float *w, int C, int F, float *u);
+void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int pad_top, int pad_left,
+                              const float *u, const float *bias, int relu, float *out, int OH, int OW, int F,
+                              float *block);
+void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, int W, int C, int pad_top,
+                               int pad_left, const float *u, float *din, float *du, int du_fresh, int OH, int OW,
+                               int F, float *block);
+void cnnviz_winograd3_weight_grad(const float *du, int C, int F, float *dw);
+
+/* Conv2D(relu, 3x3, one input channel, valid) + MaxPooling2D(2) as one pass
+ * (conv2d.c), for training: forward writes the pooled output and an int per
+ * pooled value saying which window position was the (first) maximum, and
+ * not the conv's output; backward adds the conv's kernel and bias
+ * gradients from the pooled gradient. fusable: whether conv and pool can go
+ * that way. */
+int cnnviz_conv_pool_fusable(const cnnviz_layer *conv, const cnnviz_layer *pool);
+void cnnviz_conv_pool_forward(const cnnviz_layer *conv, const float *in, float *pooled, int *codes, int nb);
+void cnnviz_conv_pool_backward(const cnnviz_layer *conv, const float *in, const float *pooled,
+                               const int *codes, const float *dpooled, int nb, float *gw, float *gb);

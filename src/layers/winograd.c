@@ -189,3 +189,301 @@ void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, i
         }
     }
 }
+
+/* --- F(3x3, 3x3) ----------------------------------------------------------
+ *
+ * The same scheme with 3x3 blocks of outputs from 5x5 windows, points 0, 1,
+ * -1, 2 and infinity: 25 multiplications per 9 outputs and input channel
+ * where the direct convolution needs 81, 3.24 times less. The transforms
+ * now have thirds and sixths; against a float64 sum the result is off by
+ * a few 1e-6 of the largest output (F(2x2, 3x3): a few 1e-7).
+ *     B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1]
+ *     G   = [1/2 0 0; -1/2 -1/2 -1/2; -1/6 1/6 -1/6; 1/6 1/3 2/3; 0 0 1]
+ *     A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 1]
+ * It is made for the layers where a 3x3 output is all there is (the seed
+ * net's third conv, 5x5 -> 3x3, one block a sample), and it has a
+ * backward: the gradients of the Winograd forward itself, with the
+ * transforms transposed,
+ *     dM = A dY A^T,  dV_c = sum_f U_cf (.) dM_f,  dX = B dV B^T,
+ *     dU_cf = sum over blocks V_c (.) dM_f,  dW = G^T dU G,
+ * so the products are again 25 (C x F) matrix products per block row set.
+ * Rows of those products are the blocks of all the samples of a call, so
+ * a micro-batch of 8 samples with one block each makes 8-row products. */
+
+int cnnviz_winograd3_usable(int kh, int kw, int sh, int sw, int C, int F, int OH, int OW) {
+    if (kh != 3 || kw != 3 || sh != 1 || sw != 1 || C % 16 || F % 16 || OH < 3 || OW < 3) return 0;
+    long th = (OH + 2) / 3, tw = (OW + 2) / 3, t2h = (OH + 1) / 2, t2w = (OW + 1) / 2;
+    /* at least 2x less arithmetic than direct, and less than F(2x2, 3x3) */
+    return 9L * OH * OW >= 2L * 25 * th * tw && 25L * th * tw < 16L * t2h * t2w;
+}
+
+size_t cnnviz_winograd3_weight_floats(int C, int F) { return (size_t)2 * 25 * C * F; }
+
+size_t cnnviz_winograd3_block_floats(int C, int F) { return 25 * (plane(C) + plane(F)); }
+
+/* one 1-D transform of five (B^T) or three (G, A^T) vectors and their transposes */
+#define W3_BT(o, d)                                                                                                    \
+    (o)[0] = 2.0f * ((d)[0] - (d)[2]) - (d)[1] + (d)[3], (o)[1] = (d)[3] - (d)[2] - 2.0f * (d)[1],                      \
+    (o)[2] = 2.0f * (d)[1] - 3.0f * (d)[2] + (d)[3], (o)[3] = (d)[3] - (d)[1],                                         \
+    (o)[4] = 2.0f * ((d)[1] - (d)[3]) - (d)[2] + (d)[4]
+#define W3_B(o, v)                                                                                                     \
+    (o)[0] = 2.0f * (v)[0], (o)[1] = 2.0f * ((v)[2] - (v)[1] + (v)[4]) - (v)[0] - (v)[3],                               \
+    (o)[2] = -2.0f * (v)[0] - (v)[1] - 3.0f * (v)[2] - (v)[4], (o)[3] = (v)[0] + (v)[1] + (v)[2] + (v)[3] - 2.0f * (v)[4], \
+    (o)[4] = (v)[4]
+#define W3_G(o, g)                                                                                                     \
+    (o)[0] = 0.5f * (g)[0], (o)[1] = -0.5f * ((g)[0] + (g)[1] + (g)[2]), (o)[2] = ((g)[1] - (g)[0] - (g)[2]) * (1.0f / 6.0f),   \
+    (o)[3] = ((g)[0] + 2.0f * (g)[1] + 4.0f * (g)[2]) * (1.0f / 6.0f), (o)[4] = (g)[2]
+#define W3_GT(o, u)                                                                                                    \
+    (o)[0] = 0.5f * ((u)[0] - (u)[1]) + ((u)[3] - (u)[2]) * (1.0f / 6.0f), (o)[1] = (u)[2] * (1.0f / 6.0f) + (u)[3] * (1.0f / 3.0f) - 0.5f * (u)[1], \
+    (o)[2] = (u)[4] - 0.5f * (u)[1] - (u)[2] * (1.0f / 6.0f) + (u)[3] * (2.0f / 3.0f)
+#define W3_AT(o, m)                                                                                                    \
+    (o)[0] = (m)[0] + (m)[1] + (m)[2] + (m)[3], (o)[1] = (m)[1] - (m)[2] + 2.0f * (m)[3],                               \
+    (o)[2] = (m)[1] + (m)[2] + 4.0f * (m)[3] + (m)[4]
+#define W3_A(o, y)                                                                                                     \
+    (o)[0] = (y)[0], (o)[1] = (y)[0] + (y)[1] + (y)[2], (o)[2] = (y)[0] - (y)[1] + (y)[2],                             \
+    (o)[3] = (y)[0] + 2.0f * (y)[1] + 4.0f * (y)[2], (o)[4] = (y)[2]
+
+/* U[xi][c][f] = (G g G^T)[xi] and its transpose UT[xi][f][c] after it */
+CNNVIZ_HOT
+void cnnviz_winograd3_weights(const float *restrict w, int C, int F, float *restrict u) {
+    size_t cf = (size_t)C * F;
+    for (int c = 0; c < C; c++)
+        for (int f = 0; f < F; f += 16) {
+            cnnviz_v16 g[3][3], s[5][3], col[3], o[5];
+            for (int k = 0; k < 3; k++)
+                for (int l = 0; l < 3; l++) g[k][l] = *(const cnnviz_v16u *)(w + (size_t)(k * 3 + l) * cf + c * F + f);
+            for (int l = 0; l < 3; l++) {
+                for (int k = 0; k < 3; k++) col[k] = g[k][l];
+                W3_G(o, col);
+                for (int i = 0; i < 5; i++) s[i][l] = o[i];
+            }
+            for (int i = 0; i < 5; i++) {
+                W3_G(o, s[i]);
+                for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(u + (size_t)(i * 5 + j) * cf + c * F + f) = o[j];
+            }
+        }
+    /* the transpose in 16x16 blocks, each read and written within L1 */
+    for (int xi = 0; xi < 25; xi++) {
+        const float *src = u + xi * cf;
+        float *dst = u + (25 + xi) * cf;
+        for (int c0 = 0; c0 < C; c0 += 16)
+            for (int f0 = 0; f0 < F; f0 += 16)
+                for (int f = f0; f < f0 + 16; f++)
+                    for (int c = c0; c < c0 + 16; c++) dst[(size_t)f * C + c] = src[(size_t)c * F + f];
+    }
+}
+
+/* block (ty, tx) of sample b among the rows of a call */
+typedef struct {
+    int b, y0, x0;
+} w3_row;
+
+static w3_row w3_row_at(int r, int TH, int TW) {
+    int t = TH * TW;
+    return (w3_row){r / t, (r % t) / TW * 3, (r % t) % TW * 3};
+}
+
+/* V[xi][r][c..] = (B^T d B)[xi] for the 5x5 window at (y0, x0), zeros outside */
+static inline __attribute__((always_inline)) void w3_input_tile(const float *restrict in, int H, int W, int C, int y0,
+                                                                int x0, float *restrict v, size_t xi_stride) {
+    int inside = y0 >= 0 && y0 + 5 <= H && x0 >= 0 && x0 + 5 <= W;
+    for (int c = 0; c < C; c += 16) {
+        cnnviz_v16 d[5][5], t[5][5], col[5], o[5];
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 5; j++) {
+                int y = y0 + i, x = x0 + j;
+                d[i][j] = inside || (y >= 0 && y < H && x >= 0 && x < W)
+                              ? *(const cnnviz_v16u *)(in + ((size_t)y * W + x) * C + c)
+                              : (cnnviz_v16){0};
+            }
+        for (int j = 0; j < 5; j++) {
+            for (int i = 0; i < 5; i++) col[i] = d[i][j];
+            W3_BT(o, col);
+            for (int i = 0; i < 5; i++) t[i][j] = o[i];
+        }
+        for (int i = 0; i < 5; i++) {
+            W3_BT(o, t[i]);
+            for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(v + (size_t)(i * 5 + j) * xi_stride + c) = o[j];
+        }
+    }
+}
+
+/* the rows [r0, r0 + nt) of a call's blocks into V */
+static inline __attribute__((always_inline)) void w3_input_rows(const float *in, int H, int W, int C, int pad_top, int pad_left, int TH, int TW, int r0,
+                          int nt, float *v, size_t vs) {
+    size_t isz = (size_t)H * W * C;
+    for (int r = 0; r < nt; r++) {
+        w3_row q = w3_row_at(r0 + r, TH, TW);
+        w3_input_tile(in + q.b * isz, H, W, C, q.y0 - pad_top, q.x0 - pad_left, v + (size_t)r * C, vs);
+    }
+}
+
+CNNVIZ_HOT
+void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int pad_top, int pad_left,
+                              const float *u, const float *bias, int relu, float *out, int OH, int OW, int F,
+                              float *block) {
+    int TH = (OH + 2) / 3, TW = (OW + 2) / 3, T = nb * TH * TW;
+    size_t vs = plane(C), ms = plane(F), cf = (size_t)C * F, osz = (size_t)OH * OW * F;
+    float *v = block, *m = block + 25 * vs;
+    const cnnviz_v16 zero = {0};
+    for (int t0 = 0; t0 < T; t0 += TILE_BLOCK) {
+        int nt = T - t0 < TILE_BLOCK ? T - t0 : TILE_BLOCK;
+        w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
+        for (int xi = 0; xi < 25; xi++) product(v + xi * vs, u + xi * cf, m + xi * ms, nt, C, F);
+        for (int r = 0; r < nt; r++) {
+            w3_row q = w3_row_at(t0 + r, TH, TW);
+            int ny = OH - q.y0 < 3 ? OH - q.y0 : 3, nx = OW - q.x0 < 3 ? OW - q.x0 : 3;
+            float *o = out + q.b * osz;
+            for (int f = 0; f < F; f += 16) {
+                cnnviz_v16 a[5][5], t[3][5], col[5], y[3];
+                for (int i = 0; i < 5; i++)
+                    for (int j = 0; j < 5; j++)
+                        a[i][j] = *(const cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f);
+                for (int j = 0; j < 5; j++) {
+                    for (int i = 0; i < 5; i++) col[i] = a[i][j];
+                    W3_AT(y, col);
+                    for (int i = 0; i < 3; i++) t[i][j] = y[i];
+                }
+                cnnviz_v16 bv = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
+                for (int i = 0; i < ny; i++) {
+                    W3_AT(y, t[i]);
+                    for (int j = 0; j < nx; j++) {
+                        cnnviz_v16 z = y[j] + bv;
+                        if (relu) z = (cnnviz_v16)((cnnviz_v16i)z & (cnnviz_v16i)(z > zero));
+                        *(cnnviz_v16u *)(o + ((size_t)(q.y0 + i) * OW + q.x0 + j) * F + f) = z;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* du (C, F) += v^T (C, nr) . dm (nr, F) for 32 maps from f, with the nr
+ * rows' dm in registers (nr a constant where it is 8, so they stay there) */
+static inline __attribute__((always_inline)) void w3_weight_rows(const float *restrict v, const float *restrict dm,
+                                                                 float *restrict du, int C, int F, int f, int two,
+                                                                 int fresh, const int nr) {
+    cnnviz_v16 g0[8], g1[8];
+    #pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        g0[r] = *(const cnnviz_v16u *)(dm + (size_t)r * F + f);
+        g1[r] = two ? *(const cnnviz_v16u *)(dm + (size_t)r * F + f + 16) : (cnnviz_v16){0};
+    }
+    for (int c = 0; c < C; c++) {
+        cnnviz_v16 a0 = {0}, a1 = {0};
+        if (!fresh) a0 = *(cnnviz_v16u *)(du + (size_t)c * F + f);
+        if (two && !fresh) a1 = *(cnnviz_v16u *)(du + (size_t)c * F + f + 16);
+        #pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            float x = v[(size_t)r * C + c];
+            a0 += x * g0[r];
+            a1 += x * g1[r];
+        }
+        *(cnnviz_v16u *)(du + (size_t)c * F + f) = a0;
+        if (two) *(cnnviz_v16u *)(du + (size_t)c * F + f + 16) = a1;
+    }
+}
+
+/* du[xi] (C, F) (fresh: =, else +=) v[xi]^T (C, rows) . dm[xi] (rows, F),
+ * eight rows at a time */
+static inline __attribute__((always_inline)) void w3_weight_product(const float *restrict v, const float *restrict dm,
+                                                                    float *restrict du, int rows, int C, int F,
+                                                                    int fresh) {
+    for (int f = 0; f < F; f += 32) {
+        int two = f + 32 <= F, r0 = 0, fr = fresh;
+        for (; r0 + 8 <= rows; r0 += 8, fr = 0)
+            w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 8);
+        for (; r0 < rows; r0++, fr = 0) w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 1);
+    }
+}
+
+CNNVIZ_HOT
+void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, int W, int C, int pad_top,
+                               int pad_left, const float *u, float *din, float *du, int du_fresh, int OH, int OW,
+                               int F, float *block) {
+    int TH = (OH + 2) / 3, TW = (OW + 2) / 3, T = nb * TH * TW;
+    size_t vs = plane(C), ms = plane(F), cf = (size_t)C * F, osz = (size_t)OH * OW * F, isz = (size_t)H * W * C;
+    const float *ut = u + 25 * cf;
+    float *v = block, *m = block + 25 * vs;
+    const cnnviz_v16 zero = {0};
+    if (din) memset(din, 0, (size_t)nb * isz * sizeof *din);
+    for (int t0 = 0; t0 < T; t0 += TILE_BLOCK) {
+        int nt = T - t0 < TILE_BLOCK ? T - t0 : TILE_BLOCK;
+        /* dM = A dY A^T, the outputs past the edge taken as zero */
+        for (int r = 0; r < nt; r++) {
+            w3_row q = w3_row_at(t0 + r, TH, TW);
+            const float *g = dz + q.b * osz;
+            for (int f = 0; f < F; f += 16) {
+                cnnviz_v16 y[3][3], t[5][3], col[3], o[5];
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++)
+                        y[i][j] = q.y0 + i < OH && q.x0 + j < OW
+                                      ? *(const cnnviz_v16u *)(g + ((size_t)(q.y0 + i) * OW + q.x0 + j) * F + f)
+                                      : zero;
+                for (int j = 0; j < 3; j++) {
+                    for (int i = 0; i < 3; i++) col[i] = y[i][j];
+                    W3_A(o, col);
+                    for (int i = 0; i < 5; i++) t[i][j] = o[i];
+                }
+                for (int i = 0; i < 5; i++) {
+                    W3_A(o, t[i]);
+                    for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f) = o[j];
+                }
+            }
+        }
+        if (du) {
+            w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
+            for (int xi = 0; xi < 25; xi++)
+                w3_weight_product(v + xi * vs, m + xi * ms, du + xi * cf, nt, C, F, du_fresh && t0 == 0);
+        }
+        if (!din) continue;
+        /* dV = dM . U^T, then dX = B dV B^T added into the window */
+        for (int xi = 0; xi < 25; xi++) product(m + xi * ms, ut + xi * cf, v + xi * vs, nt, F, C);
+        for (int r = 0; r < nt; r++) {
+            w3_row q = w3_row_at(t0 + r, TH, TW);
+            float *dx = din + q.b * isz;
+            int y0 = q.y0 - pad_top, x0 = q.x0 - pad_left;
+            for (int c = 0; c < C; c += 16) {
+                cnnviz_v16 a[5][5], t[5][5], col[5], o[5];
+                for (int i = 0; i < 5; i++)
+                    for (int j = 0; j < 5; j++)
+                        a[i][j] = *(const cnnviz_v16u *)(v + (size_t)(i * 5 + j) * vs + (size_t)r * C + c);
+                for (int j = 0; j < 5; j++) {
+                    for (int i = 0; i < 5; i++) col[i] = a[i][j];
+                    W3_B(o, col);
+                    for (int i = 0; i < 5; i++) t[i][j] = o[i];
+                }
+                for (int i = 0; i < 5; i++) {
+                    int y = y0 + i;
+                    if (y < 0 || y >= H) continue;
+                    W3_B(o, t[i]);
+                    for (int j = 0; j < 5; j++) {
+                        int x = x0 + j;
+                        if (x >= 0 && x < W) *(cnnviz_v16u *)(dx + ((size_t)y * W + x) * C + c) += o[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dw (3, 3, C, F) += G^T dU G */
+CNNVIZ_HOT
+void cnnviz_winograd3_weight_grad(const float *restrict du, int C, int F, float *restrict dw) {
+    size_t cf = (size_t)C * F;
+    for (int c = 0; c < C; c++)
+        for (int f = 0; f < F; f += 16) {
+            cnnviz_v16 a[5][5], t[3][5], col[5], o[3];
+            for (int i = 0; i < 5; i++)
+                for (int j = 0; j < 5; j++) a[i][j] = *(const cnnviz_v16u *)(du + (size_t)(i * 5 + j) * cf + c * F + f);
+            for (int j = 0; j < 5; j++) {
+                for (int i = 0; i < 5; i++) col[i] = a[i][j];
+                W3_GT(o, col);
+                for (int i = 0; i < 3; i++) t[i][j] = o[i];
+            }
+            for (int i = 0; i < 3; i++) {
+                W3_GT(o, t[i]);
+                for (int j = 0; j < 3; j++) *(cnnviz_v16u *)(dw + (size_t)(i * 3 + j) * cf + c * F + f) += o[j];
+            }
+        }
+}
