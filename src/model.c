@@ -351,8 +351,8 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
         ws->depth_grad = malloc((size_t)ws->depth_threads * 2 * ws->depth_grad_floats * sizeof(float));
         if (!ws->depth_scratch || !ws->depth_grad) goto nomem;
         if (training && m->num_params) {
-            size_t nmb = ((size_t)max_batch + DEPTH_BATCH - 1) / DEPTH_BATCH;
-            ws->depth_slabs = malloc(nmb * m->num_params * sizeof(float));
+            size_t n = (size_t)(ws->depth_threads < 2 ? 2 : ws->depth_threads);
+            ws->depth_slabs = malloc(n * m->num_params * sizeof(float));
             if (!ws->depth_slabs) goto nomem;
         }
         if (training && m->nlayers >= 2 && cnnviz_conv_pool_fusable(m->layers[0], m->layers[1])) {
@@ -432,6 +432,16 @@ static int depth_thread_count(const cnnviz_workspace *ws, int nmb) {
     return threads < nmb ? threads : nmb;
 }
 
+/* Micro-batches go in groups, j = s, s + S, s + 2S, ... for s < S, a group
+ * to a thread in forward and backward alike (its activations stay in that
+ * core's cache), and a group's weight gradients go into one slab, in j
+ * order. S is at least 2 and otherwise the thread count, so one and two
+ * threads give the same sums; more threads, other groups and sums. */
+static int depth_groups(int threads, int nmb) {
+    int s = threads < 2 ? 2 : threads;
+    return s < nmb ? s : nmb;
+}
+
 /* The calling thread's scratch and its two ping-pong activation/gradient buffers. */
 static void depth_thread_buffers(cnnviz_workspace *ws, float **scratch, float **a, float **b) {
     int t = 0;
@@ -449,11 +459,13 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
                                 int training, int keep_all) {
     int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH, threads = depth_thread_count(ws, nmb);
     size_t in_size = cnnviz_shape_size(&m->input_shape);
+    int groups = depth_groups(threads, nmb);
     #pragma omp parallel num_threads(threads)
     {
         cnnviz_omp_serial_inside();
         #pragma omp for schedule(static)
-        for (int j = 0; j < nmb; j++) {
+        for (int gr = 0; gr < groups; gr++)
+        for (int j = gr; j < nmb; j += groups) {
             int b0 = j * DEPTH_BATCH, nb = B - b0 < DEPTH_BATCH ? B - b0 : DEPTH_BATCH;
             float *scratch, *ping, *pong;
             depth_thread_buffers(ws, &scratch, &ping, &pong);
@@ -524,8 +536,8 @@ int cnnviz_fused_relu_pool(const cnnviz_model *m, int i) {
 
 /* Depth-first backward, the mirror of forward_depth_first: a micro-batch
  * goes back through every layer with its gradients in per-thread buffers,
- * and its weight gradients into a slab of its own; the slabs are then added
- * in micro-batch order, so the sums do not depend on the thread count.
+ * and its weight gradients into its group's slab (depth_groups); the slabs
+ * are then added in group order.
  * Layers that keep per-batch state in aux (Dropout's masks) rule it out. */
 static int depth_backward_allowed(const cnnviz_model *m, const cnnviz_workspace *ws, int B, int last,
                                   int weight_grads) {
@@ -542,16 +554,18 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
     size_t in_size = cnnviz_shape_size(&m->input_shape), np = m->num_params;
     size_t out_last = cnnviz_shape_size(&m->layers[last]->out_shape);
     float *slabs = weight_grads && np ? ws->depth_slabs : NULL;
+    int groups = depth_groups(threads, nmb);
     #pragma omp parallel num_threads(threads)
     {
         cnnviz_omp_serial_inside();
         #pragma omp for schedule(static)
-        for (int j = 0; j < nmb; j++) {
+        for (int gr = 0; gr < groups; gr++)
+        for (int j = gr; j < nmb; j += groups) {
             int b0 = j * DEPTH_BATCH, nb = B - b0 < DEPTH_BATCH ? B - b0 : DEPTH_BATCH;
             float *scratch, *ga, *gb;
             depth_thread_buffers(ws, &scratch, &ga, &gb);
-            float *slab = slabs ? slabs + (size_t)j * np : NULL;
-            if (slab) memset(slab, 0, np * sizeof *slab);
+            float *slab = slabs ? slabs + (size_t)gr * np : NULL;
+            if (slab && j == gr) memset(slab, 0, np * sizeof *slab);
             const float *d = dout + (size_t)b0 * out_last;
             for (int i = last; i >= 0; i--) {
                 const cnnviz_layer *l = m->layers[i];
@@ -597,7 +611,7 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
         size_t k0 = bk * 1024, n = np - k0 < 1024 ? np - k0 : 1024;
         float sum[1024];
         memcpy(sum, slabs + k0, n * sizeof *sum);
-        for (int j = 1; j < nmb; j++) {
+        for (int j = 1; j < groups; j++) {
             const float *sl = slabs + (size_t)j * np + k0;
             #pragma omp simd
             for (size_t k = 0; k < n; k++) sum[k] += sl[k];

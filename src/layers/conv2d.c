@@ -749,7 +749,7 @@ static size_t thread_floats(const conv2d_layer *c) {
     size_t w = c->winograd == 2 ? cnnviz_winograd_block_floats(c->C, c->F) : 0;
     /* F(3x3, 3x3): its block, then the chunk's dU and dz */
     if (c->winograd == 3)
-        w = cnnviz_winograd3_block_floats(c->C, c->F) + 25 * (size_t)c->C * c->F + (size_t)per * out_floats(c);
+        w = cnnviz_winograd3_block_floats(c->C, c->F) + cnnviz_winograd3_du_floats(c->C, c->F) + (size_t)per * out_floats(c);
     return n > w ? n : w;
 }
 
@@ -1416,7 +1416,7 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
 static void conv2d_backward_winograd3(const conv2d_layer *c, const float *in, const float *out, const float *dout,
                                       float *din, int B, cnnviz_pass *p) {
     const cnnviz_layer *l = &c->base;
-    size_t kf = (size_t)c->K * c->F, uf = 25 * (size_t)c->C * c->F;
+    size_t kf = (size_t)c->K * c->F, uf = cnnviz_winograd3_du_floats(c->C, c->F);
     int per = chunk_samples(c), nchunks = (B + per - 1) / per;
     float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
     float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;

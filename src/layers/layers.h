@@ -95,14 +95,15 @@ void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, i
 /* Winograd F(3x3, 3x3) (winograd.c), forward and backward, for layers whose
  * output comes in few 3x3 blocks (5x5 -> 3x3). Rows of its products are
  * the blocks of all nb samples of a call. weights: U and its transpose
- * (weight_floats) from the HWIO kernel. forward: out with bias and, if relu,
+ * (weight_floats, with room for the transposed kernel) from the HWIO kernel. forward: out with bias and, if relu,
  * ReLU. backward, from dz (the gradient at the pre-activation output): din
- * overwritten (if not NULL) and du (25, C, F) accumulated (if not NULL;
+ * overwritten (if not NULL) and du (du_floats: 25 planes of (C, F)) accumulated (if not NULL;
  * du_fresh: overwritten);
  * weight_grad turns du into dw (3, 3, C, F) += G^T du G. */
 int cnnviz_winograd3_usable(int kh, int kw, int sh, int sw, int C, int F, int OH, int OW);
 size_t cnnviz_winograd3_weight_floats(int C, int F);
 size_t cnnviz_winograd3_block_floats(int C, int F);
+size_t cnnviz_winograd3_du_floats(int C, int F);
 void cnnviz_winograd3_weights(const float *w, int C, int F, float *u);
 void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int pad_top, int pad_left,
                               const float *u, const float *bias, int relu, float *out, int OH, int OW, int F,

@@ -16,6 +16,9 @@
  * transformed once per forward call. One sample at a time, so the result
  * of an image never depends on the batch or the thread count. */
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "layers.h"
 
@@ -217,7 +220,14 @@ int cnnviz_winograd3_usable(int kh, int kw, int sh, int sw, int C, int F, int OH
     return 9L * OH * OW >= 2L * 25 * th * tw && 25L * th * tw < 16L * t2h * t2w;
 }
 
-size_t cnnviz_winograd3_weight_floats(int C, int F) { return (size_t)2 * 25 * C * F; }
+/* U's, UT's and dU's planes of C*F floats are padded by a vector: 16 KiB
+ * apart (64 x 64 maps) the 25 streams of a transform would share one set
+ * of L1 lines */
+static size_t uplane(int C, int F) { return (size_t)C * F + 16; }
+
+size_t cnnviz_winograd3_weight_floats(int C, int F) { return 50 * uplane(C, F) + (size_t)9 * C * F; }
+
+size_t cnnviz_winograd3_du_floats(int C, int F) { return 25 * uplane(C, F); }
 
 size_t cnnviz_winograd3_block_floats(int C, int F) { return 25 * (plane(C) + plane(F)); }
 
@@ -243,10 +253,10 @@ size_t cnnviz_winograd3_block_floats(int C, int F) { return 25 * (plane(C) + pla
     (o)[0] = (y)[0], (o)[1] = (y)[0] + (y)[1] + (y)[2], (o)[2] = (y)[0] - (y)[1] + (y)[2],                             \
     (o)[3] = (y)[0] + 2.0f * (y)[1] + 4.0f * (y)[2], (o)[4] = (y)[2]
 
-/* U[xi][c][f] = (G g G^T)[xi] and its transpose UT[xi][f][c] after it */
+/* U[xi][c][f] = (G g G^T)[xi] for the kernel w (3, 3, C, F) */
 CNNVIZ_HOT
-void cnnviz_winograd3_weights(const float *restrict w, int C, int F, float *restrict u) {
-    size_t cf = (size_t)C * F;
+static void w3_transform(const float *restrict w, int C, int F, float *restrict u) {
+    size_t cf = (size_t)C * F, us = uplane(C, F);
     for (int c = 0; c < C; c++)
         for (int f = 0; f < F; f += 16) {
             cnnviz_v16 g[3][3], s[5][3], col[3], o[5];
@@ -259,17 +269,33 @@ void cnnviz_winograd3_weights(const float *restrict w, int C, int F, float *rest
             }
             for (int i = 0; i < 5; i++) {
                 W3_G(o, s[i]);
-                for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(u + (size_t)(i * 5 + j) * cf + c * F + f) = o[j];
+                for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(u + (size_t)(i * 5 + j) * us + c * F + f) = o[j];
             }
         }
-    /* the transpose in 16x16 blocks, each read and written within L1 */
-    for (int xi = 0; xi < 25; xi++) {
-        const float *src = u + xi * cf;
-        float *dst = u + (25 + xi) * cf;
-        for (int c0 = 0; c0 < C; c0 += 16)
-            for (int f0 = 0; f0 < F; f0 += 16)
-                for (int f = f0; f < f0 + 16; f++)
-                    for (int c = c0; c < c0 + 16; c++) dst[(size_t)f * C + c] = src[(size_t)c * F + f];
+}
+
+/* U, then its transpose UT[xi][f][c] as the transform of the transposed
+ * kernel (9 (F, C) planes, a third of UT's floats to move), the two on
+ * two threads where there are: this runs between the parallel passes */
+void cnnviz_winograd3_weights(const float *restrict w, int C, int F, float *restrict u) {
+    size_t cf = (size_t)C * F;
+    float *ut = u + 25 * uplane(C, F), *wt = u + 50 * uplane(C, F);
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads() < 2 ? 1 : 2;
+#endif
+    #pragma omp parallel sections num_threads(threads)
+    {
+        #pragma omp section
+        w3_transform(w, C, F, u);
+        #pragma omp section
+        {
+            for (int k = 0; k < 9; k++)
+                for (int c0 = 0; c0 < C; c0 += 16)
+                    for (int f = 0; f < F; f++)
+                        for (int c = c0; c < c0 + 16; c++) wt[k * cf + (size_t)f * C + c] = w[k * cf + (size_t)c * F + f];
+            w3_transform(wt, F, C, ut);
+        }
     }
 }
 
@@ -323,13 +349,13 @@ void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int 
                               const float *u, const float *bias, int relu, float *out, int OH, int OW, int F,
                               float *block) {
     int TH = (OH + 2) / 3, TW = (OW + 2) / 3, T = nb * TH * TW;
-    size_t vs = plane(C), ms = plane(F), cf = (size_t)C * F, osz = (size_t)OH * OW * F;
+    size_t vs = plane(C), ms = plane(F), us = uplane(C, F), osz = (size_t)OH * OW * F;
     float *v = block, *m = block + 25 * vs;
     const cnnviz_v16 zero = {0};
     for (int t0 = 0; t0 < T; t0 += TILE_BLOCK) {
         int nt = T - t0 < TILE_BLOCK ? T - t0 : TILE_BLOCK;
         w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
-        for (int xi = 0; xi < 25; xi++) product(v + xi * vs, u + xi * cf, m + xi * ms, nt, C, F);
+        for (int xi = 0; xi < 25; xi++) product(v + xi * vs, u + xi * us, m + xi * ms, nt, C, F);
         for (int r = 0; r < nt; r++) {
             w3_row q = w3_row_at(t0 + r, TH, TW);
             int ny = OH - q.y0 < 3 ? OH - q.y0 : 3, nx = OW - q.x0 < 3 ? OW - q.x0 : 3;
@@ -402,8 +428,8 @@ void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, 
                                int pad_left, const float *u, float *din, float *du, int du_fresh, int OH, int OW,
                                int F, float *block) {
     int TH = (OH + 2) / 3, TW = (OW + 2) / 3, T = nb * TH * TW;
-    size_t vs = plane(C), ms = plane(F), cf = (size_t)C * F, osz = (size_t)OH * OW * F, isz = (size_t)H * W * C;
-    const float *ut = u + 25 * cf;
+    size_t vs = plane(C), ms = plane(F), us = uplane(C, F), osz = (size_t)OH * OW * F, isz = (size_t)H * W * C;
+    const float *ut = u + 25 * us;
     float *v = block, *m = block + 25 * vs;
     const cnnviz_v16 zero = {0};
     if (din) memset(din, 0, (size_t)nb * isz * sizeof *din);
@@ -434,11 +460,11 @@ void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, 
         if (du) {
             w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
             for (int xi = 0; xi < 25; xi++)
-                w3_weight_product(v + xi * vs, m + xi * ms, du + xi * cf, nt, C, F, du_fresh && t0 == 0);
+                w3_weight_product(v + xi * vs, m + xi * ms, du + xi * us, nt, C, F, du_fresh && t0 == 0);
         }
         if (!din) continue;
         /* dV = dM . U^T, then dX = B dV B^T added into the window */
-        for (int xi = 0; xi < 25; xi++) product(m + xi * ms, ut + xi * cf, v + xi * vs, nt, F, C);
+        for (int xi = 0; xi < 25; xi++) product(m + xi * ms, ut + xi * us, v + xi * vs, nt, F, C);
         for (int r = 0; r < nt; r++) {
             w3_row q = w3_row_at(t0 + r, TH, TW);
             float *dx = din + q.b * isz;
@@ -470,12 +496,12 @@ void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, 
 /* dw (3, 3, C, F) += G^T dU G */
 CNNVIZ_HOT
 void cnnviz_winograd3_weight_grad(const float *restrict du, int C, int F, float *restrict dw) {
-    size_t cf = (size_t)C * F;
+    size_t cf = (size_t)C * F, us = uplane(C, F);
     for (int c = 0; c < C; c++)
         for (int f = 0; f < F; f += 16) {
             cnnviz_v16 a[5][5], t[3][5], col[5], o[3];
             for (int i = 0; i < 5; i++)
-                for (int j = 0; j < 5; j++) a[i][j] = *(const cnnviz_v16u *)(du + (size_t)(i * 5 + j) * cf + c * F + f);
+                for (int j = 0; j < 5; j++) a[i][j] = *(const cnnviz_v16u *)(du + (size_t)(i * 5 + j) * us + c * F + f);
             for (int j = 0; j < 5; j++) {
                 for (int i = 0; i < 5; i++) col[i] = a[i][j];
                 W3_GT(o, col);

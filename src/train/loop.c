@@ -50,6 +50,8 @@ static double now_seconds(void) {
 /* x (n, sample) and y (n) from the samples idx[0..n) of set (idx NULL: first..first+n) */
 static void gather_batch(const cnnviz_labelled_set *set, const int *idx, int first, int n, size_t sample,
                          cnnviz_input_scale scale, float *x, uint8_t *y) {
+    /* per sample, so the threads' split changes nothing */
+    #pragma omp parallel for schedule(static) if (n >= 32)
     for (int i = 0; i < n; i++) {
         size_t k = (size_t)(idx ? idx[first + i] : first + i);
         cnnviz_scale_pixels(set->pixels + k * sample, x + (size_t)i * sample, sample, scale);

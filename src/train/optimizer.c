@@ -196,25 +196,34 @@ static void adam_update(const cnnviz_optimizer *o, float *w, const float *g, flo
     }
 }
 
+/* pieces of a run the threads share: every update is per weight, so the
+ * split changes no bits */
+#define STEP_PIECE 16384
+
 void cnnviz_optimizer_step(cnnviz_optimizer *o) {
     float lr = cnnviz_schedule_lr(&o->c.lr, o->iterations);
     float *w = o->model->params;
     const float *g = o->model->grads;
     for (int r = 0; r < o->nrun; r++) {
-        size_t at = o->run[r].offset, n = o->run[r].size;
+        long pieces = (long)((o->run[r].size + STEP_PIECE - 1) / STEP_PIECE);
+        #pragma omp parallel for schedule(static) if (pieces > 1)
+        for (long q = 0; q < pieces; q++) {
+            size_t at = o->run[r].offset + (size_t)q * STEP_PIECE, end = o->run[r].offset + o->run[r].size;
+            size_t n = end - at < STEP_PIECE ? end - at : STEP_PIECE;
 #define AT(p) ((p) ? (p) + at : NULL)
-        switch (o->c.kind) {
-        case CNNVIZ_OPT_SGD: sgd_update(o, w + at, g + at, AT(o->s1), n, lr); break;
-        case CNNVIZ_OPT_RMSPROP: {
-            /* s1 velocity, then momentum and/or average gradient in that order */
-            float *mom = o->c.momentum > 0.0 ? AT(o->s2) : NULL;
-            float *avg = o->c.centered ? (o->c.momentum > 0.0 ? AT(o->s3) : AT(o->s2)) : NULL;
-            rmsprop_update(o, w + at, g + at, o->s1 + at, mom, avg, n, lr);
-            break;
-        }
-        case CNNVIZ_OPT_ADAM: adam_update(o, w + at, g + at, o->s1 + at, o->s2 + at, n, lr); break;
-        }
+            switch (o->c.kind) {
+            case CNNVIZ_OPT_SGD: sgd_update(o, w + at, g + at, AT(o->s1), n, lr); break;
+            case CNNVIZ_OPT_RMSPROP: {
+                /* s1 velocity, then momentum and/or average gradient in that order */
+                float *mom = o->c.momentum > 0.0 ? AT(o->s2) : NULL;
+                float *avg = o->c.centered ? (o->c.momentum > 0.0 ? AT(o->s3) : AT(o->s2)) : NULL;
+                rmsprop_update(o, w + at, g + at, o->s1 + at, mom, avg, n, lr);
+                break;
+            }
+            case CNNVIZ_OPT_ADAM: adam_update(o, w + at, g + at, o->s1 + at, o->s2 + at, n, lr); break;
+            }
 #undef AT
+        }
     }
     o->iterations++;
 }
