@@ -223,6 +223,31 @@ static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
 
 #define RELU16(a) ((cnnviz_v16)((cnnviz_v16i)(a) & ((a) > zero)))
 
+/* a0..a3 (filters f..f+15) and c0..c3 (f+16..f+31) = bias + taps . w for
+ * four windows starting at s0..s3: eight independent FMA chains, each
+ * weight load feeding four. Shared by direct_pixels and the fused
+ * conv+pool pass, whose pooled values must be the same bits. */
+static inline __attribute__((always_inline)) void
+direct_four(const float *s0, const float *s1, const float *s2, const float *s3, const int *restrict off, int K,
+            const float *restrict w, int F, int f, const float *bias, cnnviz_v16 *a0, cnnviz_v16 *a1, cnnviz_v16 *a2,
+            cnnviz_v16 *a3, cnnviz_v16 *c0, cnnviz_v16 *c1, cnnviz_v16 *c2, cnnviz_v16 *c3) {
+    const cnnviz_v16 zero = {0};
+    cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
+    cnnviz_v16 bb = bias ? *(const cnnviz_v16u *)(bias + f + 16) : zero;
+    cnnviz_v16 x0 = b, x1 = b, x2 = b, x3 = b, y0 = bb, y1 = bb, y2 = bb, y3 = bb;
+    for (int k = 0; k < K; k++) {
+        cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
+        cnnviz_v16 wu = *(const cnnviz_v16u *)(w + (size_t)k * F + f + 16);
+        int ok = off[k];
+        float v0 = s0[ok], v1 = s1[ok], v2 = s2[ok], v3 = s3[ok];
+        x0 += v0 * wv, y0 += v0 * wu;
+        x1 += v1 * wv, y1 += v1 * wu;
+        x2 += v2 * wv, y2 += v2 * wu;
+        x3 += v3 * wv, y3 += v3 * wu;
+    }
+    *a0 = x0, *a1 = x1, *a2 = x2, *a3 = x3, *c0 = y0, *c1 = y1, *c2 = y2, *c3 = y3;
+}
+
 /* out (n pixels, F) = act(taps · w (K, F) + bias) for n pixels whose
  * windows start pstride floats apart in src. Thirty-two filters by four
  * pixels at a time: eight independent FMA chains hide the FMA latency and
@@ -241,19 +266,8 @@ static void direct_pixels(const float *src, size_t pstride, int n, const int *re
         float *o = out + (size_t)p0 * F;
         int f = 0;
         for (; f + 32 <= F; f += 32) {
-            cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
-            cnnviz_v16 bb = bias ? *(const cnnviz_v16u *)(bias + f + 16) : zero;
-            cnnviz_v16 a0 = b, a1 = b, a2 = b, a3 = b, c0 = bb, c1 = bb, c2 = bb, c3 = bb;
-            for (int k = 0; k < K; k++) {
-                cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
-                cnnviz_v16 wu = *(const cnnviz_v16u *)(w + (size_t)k * F + f + 16);
-                int ok = off[k];
-                float v0 = s0[ok], v1 = s1[ok], v2 = s2[ok], v3 = s3[ok];
-                a0 += v0 * wv, c0 += v0 * wu;
-                a1 += v1 * wv, c1 += v1 * wu;
-                a2 += v2 * wv, c2 += v2 * wu;
-                a3 += v3 * wv, c3 += v3 * wu;
-            }
+            cnnviz_v16 a0, a1, a2, a3, c0, c1, c2, c3;
+            direct_four(s0, s1, s2, s3, off, K, w, F, f, bias, &a0, &a1, &a2, &a3, &c0, &c1, &c2, &c3);
             if (relu) {
                 a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
                 c0 = RELU16(c0), c1 = RELU16(c1), c2 = RELU16(c2), c3 = RELU16(c3);
@@ -563,19 +577,8 @@ void cnnviz_conv_pool_forward(const cnnviz_layer *l, const float *in, float *poo
             for (int px = 0; px < PW; px++, o += F) {
                 const float *s0 = x + (size_t)(2 * py) * W + 2 * px, *s1 = s0 + 1, *s2 = s0 + W, *s3 = s2 + 1;
                 for (int f = 0; f < F; f += 32) {
-                    cnnviz_v16 bv = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
-                    cnnviz_v16 bu = bias ? *(const cnnviz_v16u *)(bias + f + 16) : zero;
-                    cnnviz_v16 a0 = bv, a1 = bv, a2 = bv, a3 = bv, c0 = bu, c1 = bu, c2 = bu, c3 = bu;
-                    for (int k = 0; k < 9; k++) {
-                        cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
-                        cnnviz_v16 wu = *(const cnnviz_v16u *)(w + (size_t)k * F + f + 16);
-                        int ok = off[k];
-                        float v0 = s0[ok], v1 = s1[ok], v2 = s2[ok], v3 = s3[ok];
-                        a0 += v0 * wv, c0 += v0 * wu;
-                        a1 += v1 * wv, c1 += v1 * wu;
-                        a2 += v2 * wv, c2 += v2 * wu;
-                        a3 += v3 * wv, c3 += v3 * wu;
-                    }
+                    cnnviz_v16 a0, a1, a2, a3, c0, c1, c2, c3;
+                    direct_four(s0, s1, s2, s3, off, 9, w, F, f, bias, &a0, &a1, &a2, &a3, &c0, &c1, &c2, &c3);
                     a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
                     c0 = RELU16(c0), c1 = RELU16(c1), c2 = RELU16(c2), c3 = RELU16(c3);
                     cnnviz_v16 m, n;
