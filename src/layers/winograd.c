@@ -73,10 +73,14 @@ input_tile(const float *restrict in, int H, int W, int C, int y0, int x0, float 
         cnnviz_v16 d[4][4], t[4][4];
         if (inside) {
             const float *p = in + ((size_t)y0 * W + x0) * C + c;
+            #pragma GCC unroll 4
             for (int i = 0; i < 4; i++)
+                #pragma GCC unroll 4
                 for (int j = 0; j < 4; j++) d[i][j] = *(const cnnviz_v16u *)(p + ((size_t)i * W + j) * C);
         } else {
+            #pragma GCC unroll 4
             for (int i = 0; i < 4; i++)
+                #pragma GCC unroll 4
                 for (int j = 0; j < 4; j++) {
                     int y = y0 + i, x = x0 + j;
                     d[i][j] = y >= 0 && y < H && x >= 0 && x < W
@@ -84,14 +88,19 @@ input_tile(const float *restrict in, int H, int W, int C, int y0, int x0, float 
                                   : (cnnviz_v16){0};
                 }
         }
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             t[0][j] = d[0][j] - d[2][j];
             t[1][j] = d[1][j] + d[2][j];
             t[2][j] = d[2][j] - d[1][j];
             t[3][j] = d[1][j] - d[3][j];
         }
+        /* unrolled, so GCC keeps t and r in registers instead of storing r
+         * to the stack and copying it out in a loop */
+        #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             cnnviz_v16 r[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
+            #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) *(cnnviz_v16u *)(v + (size_t)(i * 4 + j) * xi_stride + c) = r[j];
         }
     }
@@ -153,7 +162,9 @@ output_tile(const float *restrict m, size_t xi_stride, int F, const float *restr
     int ny = OH - y0 < 2 ? OH - y0 : 2, nx = OW - x0 < 2 ? OW - x0 : 2;
     for (int f = 0; f < F; f += 16) {
         cnnviz_v16 a[16], t[2][4];
+        #pragma GCC unroll 16
         for (int xi = 0; xi < 16; xi++) a[xi] = *(const cnnviz_v16u *)(m + (size_t)xi * xi_stride + f);
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             t[0][j] = a[j] + a[4 + j] + a[8 + j];
             t[1][j] = a[4 + j] - a[8 + j] - a[12 + j];
