@@ -125,7 +125,15 @@ int main(int argc, char **argv) {
     int counts[8] = {1, 2}, nc = 2;
     if (argc > 1) {
         nc = 0;
-        for (int i = 1; i < argc && nc < 8; i++) counts[nc++] = atoi(argv[i]);
+        for (int i = 1; i < argc && nc < 8; i++) {
+            char *end;
+            long t = strtol(argv[i], &end, 10);
+            if (*end || t < 1 || t > 64) {
+                fprintf(stderr, "usage: bench_engine_profile [THREADS...]   (thread counts 1 to 64; default 1 2)\n");
+                return 2;
+            }
+            counts[nc++] = (int)t;
+        }
     }
     cnnviz_model *m = seed_net();
     int n = 10000;
