@@ -55,10 +55,6 @@ typedef struct {
  * of layer i-1 (a Conv2D with ReLU) for it; see cnnviz_pass. */
 int cnnviz_fused_relu_pool(const cnnviz_model *m, int i);
 
-/* Run prepare() of layers 0..last into the workspace's prep buffers: what
- * a forward does first (callers that run layers one by one call it). */
-void cnnviz_prepare_layers(const cnnviz_model *m, cnnviz_workspace *ws, int last, int training);
-
 /* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
 static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {
     if (p->grads) return p->grads + q->offset;

@@ -492,7 +492,9 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
     }
 }
 
-void cnnviz_prepare_layers(const cnnviz_model *m, cnnviz_workspace *ws, int last, int training) {
+/* Run prepare() of layers 0..last into the workspace's prep buffers: what
+ * a forward does first. */
+static void prepare_layers(const cnnviz_model *m, cnnviz_workspace *ws, int last, int training) {
     for (int i = 0; i <= last && i < m->nlayers; i++)
         if (ws->prep[i]) m->layers[i]->ops->prepare(m->layers[i], ws->prep[i], training);
 }
@@ -502,7 +504,7 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
     if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
     ws->input = input;
     ws->pass_training = training && ws->training;
-    cnnviz_prepare_layers(m, ws, last, ws->pass_training);
+    prepare_layers(m, ws, last, ws->pass_training);
     ws->fused_pass = ws->out0_stale = 0;
     ws->pass_batch = B;
     if (depth_first_allowed(m, ws, B, last, training)) {
@@ -555,6 +557,9 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
     size_t out_last = cnnviz_shape_size(&m->layers[last]->out_shape);
     float *slabs = weight_grads && np ? ws->depth_slabs : NULL;
     int groups = depth_groups(threads, nmb);
+    /* the first conv and pool's backward as one (cnnviz_backward has made
+     * the conv's output where this cannot be) */
+    int fused = ws->fused_pass && last >= 1 && !dinput && slabs;
     #pragma omp parallel num_threads(threads)
     {
         cnnviz_omp_serial_inside();
@@ -570,24 +575,15 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
             for (int i = last; i >= 0; i--) {
                 const cnnviz_layer *l = m->layers[i];
                 if (i == 0 && !dinput && !(weight_grads && l->nparam)) break;
-                if (i == 1 && ws->fused_pass) {
+                if (i == 1 && fused) {
                     const cnnviz_layer *conv = m->layers[0];
-                    const float *x = ws->input + (size_t)b0 * in_size;
-                    if (!dinput && slab) {
-                        cnnviz_pass p = {.grads = slab};
-                        cnnviz_conv_pool_backward(conv, x, ws->out[1] + (size_t)b0 * ws->codes_size,
-                                                  ws->codes + (size_t)b0 * ws->codes_size, d, nb,
-                                                  cnnviz_param_grad(&conv->param[0], &p),
-                                                  conv->nparam > 1 ? cnnviz_param_grad(&conv->param[1], &p) : NULL);
-                        break;
-                    }
-                    /* wanted what the fused pass has not kept: the conv's output,
-                     * the same bits again (this micro-batch's share of it) */
-                    if (ws->out0_stale) {
-                        cnnviz_pass p = {.scratch = scratch, .prep = ws->prep[0]};
-                        size_t n0 = cnnviz_shape_size(&conv->out_shape);
-                        conv->ops->forward(conv, x, ws->out[0] + (size_t)b0 * n0, nb, &p);
-                    }
+                    cnnviz_pass p = {.grads = slab};
+                    cnnviz_conv_pool_backward(conv, ws->input + (size_t)b0 * in_size,
+                                              ws->out[1] + (size_t)b0 * ws->codes_size,
+                                              ws->codes + (size_t)b0 * ws->codes_size, d, nb,
+                                              cnnviz_param_grad(&conv->param[0], &p),
+                                              conv->nparam > 1 ? cnnviz_param_grad(&conv->param[1], &p) : NULL);
+                    break;
                 }
                 float *din = i > 0 ? (d == ga ? gb : ga) : dinput ? dinput + (size_t)b0 * in_size : NULL;
                 const float *in = i ? ws->out[i - 1] + (size_t)b0 * cnnviz_shape_size(&m->layers[i - 1]->out_shape)
@@ -629,11 +625,14 @@ const float *cnnviz_forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
 void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
                      int weight_grads, float *dinput) {
     if (last < 0 || last >= m->nlayers) last = m->nlayers - 1;
-    if (depth_backward_allowed(m, ws, B, last, weight_grads)) {
+    int depth = depth_backward_allowed(m, ws, B, last, weight_grads);
+    /* anything but training's backward after a fused pass wants the conv
+     * output that pass did not write */
+    if (!(depth && last >= 1 && !dinput && weight_grads && m->num_params)) restore_first_output(ws);
+    if (depth) {
         backward_depth_first(m, ws, dout, B, last, weight_grads, dinput);
         return;
     }
-    restore_first_output(ws);
     const float *d = dout;
     for (int i = last; i >= 0; i--) {
         const cnnviz_layer *l = m->layers[i];
