@@ -1300,6 +1300,36 @@ static void add_transposed(float *restrict partial, const float *restrict dwt, i
     }
 }
 
+/* A chunk's dz (samples from b0, rows output pixels), the gradient at
+ * the pre-activation output: dout itself, or dout*act'(y) in dzbuf; and,
+ * with pb, the chunk's bias gradient into its own row of pb. With
+ * dout_masked the max pooling above did the ReLU's backward. */
+static const float *chunk_dz(const conv2d_layer *c, const float *out, const float *dout, size_t o, int rows,
+                             const cnnviz_pass *p, float *dzbuf, float *pb) {
+    const cnnviz_layer *l = &c->base;
+    const float *dz = dout + o;
+    if (l->activation != CNNVIZ_ACT_LINEAR && !(p->dout_masked && l->activation == CNNVIZ_ACT_RELU)) {
+        cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dzbuf, (size_t)rows * c->F, c->F);
+        dz = dzbuf;
+    }
+    if (pb) {
+        memset(pb, 0, (size_t)c->F * sizeof *pb);
+        cnnviz_bias_grad_rows(pb, dz, (size_t)rows, c->F);
+    }
+    return dz;
+}
+
+/* gw += the parts' partial kernels (parts > 1) and gb += the chunks'
+ * partial biases, in order */
+static void add_partials(const conv2d_layer *c, float *gw, float *gb, const float *pw, const float *pb, int parts,
+                         int nchunks) {
+    size_t kf = (size_t)c->K * c->F;
+    if (gw && parts > 1)
+        for (int j = 0; j < parts; j++) add_floats(gw, pw + (size_t)j * kf, kf);
+    if (gb)
+        for (int ch = 0; ch < nchunks; ch++) add_floats(gb, pb + (size_t)ch * c->F, (size_t)c->F);
+}
+
 /* Chunk by chunk, all in L2: dz = dout*act'(y); partial kernel += col^T·dz
  * with the columns rebuilt from the input (cheaper than keeping a batch of
  * them in memory); din = col2im(dz·W^T). */
@@ -1310,9 +1340,7 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
     int per = chunk_samples(c), nchunks = (B + per - 1) / per;
     float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
     float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
-    int wg = gw != NULL, bg = gb != NULL;
-    /* with dout_masked the max pooling above did the ReLU's backward */
-    int act = l->activation != CNNVIZ_ACT_LINEAR && !(p->dout_masked && l->activation == CNNVIZ_ACT_RELU);
+    int wg = gw != NULL;
     /* a few chunks (a depth-first micro-batch, gradient ascent) go in order
      * straight into the gradient: partitions would cost more than they save */
     int parts = nchunks <= 4 ? 1 : weight_partitions();
@@ -1348,17 +1376,8 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
             for (int ch = nchunks * j / parts; ch < nchunks * (j + 1) / parts; ch++) {
                 int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
                 int rows = nb * c->OH * c->OW;
-                size_t o = (size_t)b0 * out_floats(c);
-                const float *dz = dout + o;
-                if (act) {
-                    cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dzbuf, (size_t)rows * c->F,
-                                               c->F);
-                    dz = dzbuf;
-                }
-                if (bg) {
-                    memset(pb + (size_t)ch * c->F, 0, (size_t)c->F * sizeof *pb);
-                    cnnviz_bias_grad_rows(pb + (size_t)ch * c->F, dz, (size_t)rows, c->F);
-                }
+                const float *dz = chunk_dz(c, out, dout, (size_t)b0 * out_floats(c), rows, p, dzbuf,
+                                           gb ? pb + (size_t)ch * c->F : NULL);
                 /* a mostly zero dz (ReLU and max pooling after this layer) goes
                  * through the kernels that skip its zeros */
                 int sparse = sparse_ok && (double)count_nonzero(dz, (size_t)rows * c->F) <=
@@ -1407,10 +1426,7 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
             if (wg && first && parts > 1) memset(partial, 0, kf * sizeof *partial);
         }
     }
-    if (wg && parts > 1)
-        for (int j = 0; j < parts; j++) add_floats(gw, pw + (size_t)j * kf, kf);
-    if (bg)
-        for (int ch = 0; ch < nchunks; ch++) add_floats(gb, pb + (size_t)ch * c->F, (size_t)c->F);
+    add_partials(c, gw, gb, pw, pb, parts, nchunks);
 }
 
 /* F(3x3, 3x3): chunks of samples in a fixed set of partitions as on the
@@ -1423,7 +1439,6 @@ static void conv2d_backward_winograd3(const conv2d_layer *c, const float *in, co
     int per = chunk_samples(c), nchunks = (B + per - 1) / per;
     float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
     float *gb = p->weight_grads && c->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
-    int act = l->activation != CNNVIZ_ACT_LINEAR && !(p->dout_masked && l->activation == CNNVIZ_ACT_RELU);
     int parts = nchunks <= 4 ? 1 : weight_partitions();
     float *pw = p->scratch, *pb = p->scratch + (size_t)weight_partitions() * kf;
     #pragma omp parallel num_threads(threads_for(parts))
@@ -1436,16 +1451,8 @@ static void conv2d_backward_winograd3(const conv2d_layer *c, const float *in, co
             int c0 = nchunks * j / parts, c1 = nchunks * (j + 1) / parts;
             for (int ch = c0; ch < c1; ch++) {
                 int b0 = ch * per, nb = B - b0 < per ? B - b0 : per;
-                size_t o = (size_t)b0 * out_floats(c), n = (size_t)nb * out_floats(c);
-                const float *dz = dout + o;
-                if (act) {
-                    cnnviz_activation_backward(l->activation, c->alpha, out + o, dout + o, dzbuf, n, c->F);
-                    dz = dzbuf;
-                }
-                if (gb) {
-                    memset(pb + (size_t)ch * c->F, 0, (size_t)c->F * sizeof *pb);
-                    cnnviz_bias_grad_rows(pb + (size_t)ch * c->F, dz, n / c->F, c->F);
-                }
+                const float *dz = chunk_dz(c, out, dout, (size_t)b0 * out_floats(c), nb * c->OH * c->OW, p, dzbuf,
+                                           gb ? pb + (size_t)ch * c->F : NULL);
                 cnnviz_winograd3_backward(in + (size_t)b0 * in_floats(c), dz, nb, c->H, c->W, c->C, c->pad_top,
                                           c->pad_left, p->prep, din ? din + (size_t)b0 * in_floats(c) : NULL,
                                           gw ? du : NULL, ch == c0, c->OH, c->OW, c->F, block);
@@ -1455,10 +1462,7 @@ static void conv2d_backward_winograd3(const conv2d_layer *c, const float *in, co
             if (gw && c1 > c0) cnnviz_winograd3_weight_grad(du, c->C, c->F, parts == 1 ? gw : pw + (size_t)j * kf);
         }
     }
-    if (gw && parts > 1)
-        for (int j = 0; j < parts; j++) add_floats(gw, pw + (size_t)j * kf, kf);
-    if (gb)
-        for (int ch = 0; ch < nchunks; ch++) add_floats(gb, pb + (size_t)ch * c->F, (size_t)c->F);
+    add_partials(c, gw, gb, pw, pb, parts, nchunks);
 }
 
 static void conv2d_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
