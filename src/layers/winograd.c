@@ -264,24 +264,34 @@ size_t cnnviz_winograd3_block_floats(int C, int F) { return 25 * (plane(C) + pla
     (o)[0] = (y)[0], (o)[1] = (y)[0] + (y)[1] + (y)[2], (o)[2] = (y)[0] - (y)[1] + (y)[2],                             \
     (o)[3] = (y)[0] + 2.0f * (y)[1] + 4.0f * (y)[2], (o)[4] = (y)[2]
 
+/* out (S x S) = T in T^T for a tile in (R x R) of vectors, T one of the
+ * 1-D transforms above (R in, S out): down the columns, then along the rows */
+#define W3_TILE(out, in, R, S, T)                                                                                      \
+    do {                                                                                                               \
+        cnnviz_v16 col_[5], o_[5], t_[5][5];                                                                           \
+        for (int j_ = 0; j_ < (R); j_++) {                                                                             \
+            for (int i_ = 0; i_ < (R); i_++) col_[i_] = (in)[i_][j_];                                                  \
+            T(o_, col_);                                                                                               \
+            for (int i_ = 0; i_ < (S); i_++) t_[i_][j_] = o_[i_];                                                      \
+        }                                                                                                              \
+        for (int i_ = 0; i_ < (S); i_++) {                                                                             \
+            T(o_, t_[i_]);                                                                                             \
+            for (int j_ = 0; j_ < (S); j_++) (out)[i_][j_] = o_[j_];                                                   \
+        }                                                                                                              \
+    } while (0)
+
 /* U[xi][c][f] = (G g G^T)[xi] for the kernel w (3, 3, C, F) */
 CNNVIZ_HOT
 static void w3_transform(const float *restrict w, int C, int F, float *restrict u) {
     size_t cf = (size_t)C * F, us = uplane(C, F);
     for (int c = 0; c < C; c++)
         for (int f = 0; f < F; f += 16) {
-            cnnviz_v16 g[3][3], s[5][3], col[3], o[5];
+            cnnviz_v16 g[3][3], r[5][5];
             for (int k = 0; k < 3; k++)
                 for (int l = 0; l < 3; l++) g[k][l] = *(const cnnviz_v16u *)(w + (size_t)(k * 3 + l) * cf + c * F + f);
-            for (int l = 0; l < 3; l++) {
-                for (int k = 0; k < 3; k++) col[k] = g[k][l];
-                W3_G(o, col);
-                for (int i = 0; i < 5; i++) s[i][l] = o[i];
-            }
-            for (int i = 0; i < 5; i++) {
-                W3_G(o, s[i]);
-                for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(u + (size_t)(i * 5 + j) * us + c * F + f) = o[j];
-            }
+            W3_TILE(r, g, 3, 5, W3_G);
+            for (int i = 0; i < 5; i++)
+                for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(u + (size_t)(i * 5 + j) * us + c * F + f) = r[i][j];
         }
 }
 
@@ -325,7 +335,7 @@ static inline __attribute__((always_inline)) void w3_input_tile(const float *res
                                                                 int x0, float *restrict v, size_t xi_stride) {
     int inside = y0 >= 0 && y0 + 5 <= H && x0 >= 0 && x0 + 5 <= W;
     for (int c = 0; c < C; c += 16) {
-        cnnviz_v16 d[5][5], t[5][5], col[5], o[5];
+        cnnviz_v16 d[5][5], r[5][5];
         for (int i = 0; i < 5; i++)
             for (int j = 0; j < 5; j++) {
                 int y = y0 + i, x = x0 + j;
@@ -333,15 +343,9 @@ static inline __attribute__((always_inline)) void w3_input_tile(const float *res
                               ? *(const cnnviz_v16u *)(in + ((size_t)y * W + x) * C + c)
                               : (cnnviz_v16){0};
             }
-        for (int j = 0; j < 5; j++) {
-            for (int i = 0; i < 5; i++) col[i] = d[i][j];
-            W3_BT(o, col);
-            for (int i = 0; i < 5; i++) t[i][j] = o[i];
-        }
-        for (int i = 0; i < 5; i++) {
-            W3_BT(o, t[i]);
-            for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(v + (size_t)(i * 5 + j) * xi_stride + c) = o[j];
-        }
+        W3_TILE(r, d, 5, 5, W3_BT);
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(v + (size_t)(i * 5 + j) * xi_stride + c) = r[i][j];
     }
 }
 
@@ -372,20 +376,15 @@ void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int 
             int ny = OH - q.y0 < 3 ? OH - q.y0 : 3, nx = OW - q.x0 < 3 ? OW - q.x0 : 3;
             float *o = out + q.b * osz;
             for (int f = 0; f < F; f += 16) {
-                cnnviz_v16 a[5][5], t[3][5], col[5], y[3];
+                cnnviz_v16 a[5][5], y[3][3];
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++)
                         a[i][j] = *(const cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f);
-                for (int j = 0; j < 5; j++) {
-                    for (int i = 0; i < 5; i++) col[i] = a[i][j];
-                    W3_AT(y, col);
-                    for (int i = 0; i < 3; i++) t[i][j] = y[i];
-                }
+                W3_TILE(y, a, 5, 3, W3_AT);
                 cnnviz_v16 bv = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
                 for (int i = 0; i < ny; i++) {
-                    W3_AT(y, t[i]);
                     for (int j = 0; j < nx; j++) {
-                        cnnviz_v16 z = y[j] + bv;
+                        cnnviz_v16 z = y[i][j] + bv;
                         if (relu) z = (cnnviz_v16)((cnnviz_v16i)z & (cnnviz_v16i)(z > zero));
                         *(cnnviz_v16u *)(o + ((size_t)(q.y0 + i) * OW + q.x0 + j) * F + f) = z;
                     }
@@ -451,21 +450,16 @@ void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, 
             w3_row q = w3_row_at(t0 + r, TH, TW);
             const float *g = dz + q.b * osz;
             for (int f = 0; f < F; f += 16) {
-                cnnviz_v16 y[3][3], t[5][3], col[3], o[5];
+                cnnviz_v16 y[3][3], dm[5][5];
                 for (int i = 0; i < 3; i++)
                     for (int j = 0; j < 3; j++)
                         y[i][j] = q.y0 + i < OH && q.x0 + j < OW
                                       ? *(const cnnviz_v16u *)(g + ((size_t)(q.y0 + i) * OW + q.x0 + j) * F + f)
                                       : zero;
-                for (int j = 0; j < 3; j++) {
-                    for (int i = 0; i < 3; i++) col[i] = y[i][j];
-                    W3_A(o, col);
-                    for (int i = 0; i < 5; i++) t[i][j] = o[i];
-                }
-                for (int i = 0; i < 5; i++) {
-                    W3_A(o, t[i]);
-                    for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f) = o[j];
-                }
+                W3_TILE(dm, y, 3, 5, W3_A);
+                for (int i = 0; i < 5; i++)
+                    for (int j = 0; j < 5; j++)
+                        *(cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f) = dm[i][j];
             }
         }
         if (du) {
@@ -481,22 +475,17 @@ void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, 
             float *dx = din + q.b * isz;
             int y0 = q.y0 - pad_top, x0 = q.x0 - pad_left;
             for (int c = 0; c < C; c += 16) {
-                cnnviz_v16 a[5][5], t[5][5], col[5], o[5];
+                cnnviz_v16 a[5][5], d[5][5];
                 for (int i = 0; i < 5; i++)
                     for (int j = 0; j < 5; j++)
                         a[i][j] = *(const cnnviz_v16u *)(v + (size_t)(i * 5 + j) * vs + (size_t)r * C + c);
-                for (int j = 0; j < 5; j++) {
-                    for (int i = 0; i < 5; i++) col[i] = a[i][j];
-                    W3_B(o, col);
-                    for (int i = 0; i < 5; i++) t[i][j] = o[i];
-                }
+                W3_TILE(d, a, 5, 5, W3_B);
                 for (int i = 0; i < 5; i++) {
                     int y = y0 + i;
                     if (y < 0 || y >= H) continue;
-                    W3_B(o, t[i]);
                     for (int j = 0; j < 5; j++) {
                         int x = x0 + j;
-                        if (x >= 0 && x < W) *(cnnviz_v16u *)(dx + ((size_t)y * W + x) * C + c) += o[j];
+                        if (x >= 0 && x < W) *(cnnviz_v16u *)(dx + ((size_t)y * W + x) * C + c) += d[i][j];
                     }
                 }
             }
@@ -510,17 +499,11 @@ void cnnviz_winograd3_weight_grad(const float *restrict du, int C, int F, float 
     size_t cf = (size_t)C * F, us = uplane(C, F);
     for (int c = 0; c < C; c++)
         for (int f = 0; f < F; f += 16) {
-            cnnviz_v16 a[5][5], t[3][5], col[5], o[3];
+            cnnviz_v16 a[5][5], d[3][3];
             for (int i = 0; i < 5; i++)
                 for (int j = 0; j < 5; j++) a[i][j] = *(const cnnviz_v16u *)(du + (size_t)(i * 5 + j) * us + c * F + f);
-            for (int j = 0; j < 5; j++) {
-                for (int i = 0; i < 5; i++) col[i] = a[i][j];
-                W3_GT(o, col);
-                for (int i = 0; i < 3; i++) t[i][j] = o[i];
-            }
-            for (int i = 0; i < 3; i++) {
-                W3_GT(o, t[i]);
-                for (int j = 0; j < 3; j++) *(cnnviz_v16u *)(dw + (size_t)(i * 3 + j) * cf + c * F + f) += o[j];
-            }
+            W3_TILE(d, a, 5, 3, W3_GT);
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) *(cnnviz_v16u *)(dw + (size_t)(i * 3 + j) * cf + c * F + f) += d[i][j];
         }
 }
