@@ -589,8 +589,9 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
                 const float *in = i ? ws->out[i - 1] + (size_t)b0 * cnnviz_shape_size(&m->layers[i - 1]->out_shape)
                                     : ws->input + (size_t)b0 * in_size;
                 const float *out = ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape);
-                cnnviz_pass p = {.scratch = scratch, .prep = ws->prep[i], .training = ws->pass_training, .weight_grads = weight_grads,
-                                 .rng = ws->rng, .grads = slab, .relu_input = cnnviz_fused_relu_pool(m, i),
+                cnnviz_pass p = {.scratch = scratch, .prep = ws->prep[i], .training = ws->pass_training,
+                                 .weight_grads = weight_grads, .rng = ws->rng, .grads = slab,
+                                 .relu_input = cnnviz_fused_relu_pool(m, i),
                                  .dout_masked = i < last && cnnviz_fused_relu_pool(m, i + 1)};
                 l->ops->backward(l, in, out, d, din, nb, &p);
                 d = din;

@@ -875,7 +875,8 @@ static cnnviz_model *conv_pool_net(int dropout, cnnviz_error *err) {
     cnnviz_model *m = cnnviz_model_new(&in);
     cnnviz_layer_spec cs = conv_spec(64, 3, 1, CNNVIZ_PAD_VALID, CNNVIZ_ACT_RELU);
     cnnviz_layer_spec ps = pool_spec(1, 2, 0, CNNVIZ_PAD_VALID);
-    cnnviz_layer_spec fs = cnnviz_layer_spec_init(CNNVIZ_LAYER_FLATTEN), ds = cnnviz_layer_spec_init(CNNVIZ_LAYER_DENSE);
+    cnnviz_layer_spec fs = cnnviz_layer_spec_init(CNNVIZ_LAYER_FLATTEN);
+    cnnviz_layer_spec ds = cnnviz_layer_spec_init(CNNVIZ_LAYER_DENSE);
     ds.units = 7;
     ck_assert_int_eq(cnnviz_model_add(m, &cs, err), CNNVIZ_OK);
     ck_assert_int_eq(cnnviz_model_add(m, &ps, err), CNNVIZ_OK);

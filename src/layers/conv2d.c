@@ -550,7 +550,7 @@ int cnnviz_conv_pool_fusable(const cnnviz_layer *l, const cnnviz_layer *pool) {
 #define MAX4_STEP(m, k, v, idx)                                                                                        \
     do {                                                                                                               \
         cnnviz_v16i gt_ = (v) > (m);                                                                                   \
-        m = (cnnviz_v16)(((cnnviz_v16i)(v) & gt_) | ((cnnviz_v16i)(m) & ~gt_));                                         \
+        m = (cnnviz_v16)(((cnnviz_v16i)(v) & gt_) | ((cnnviz_v16i)(m) & ~gt_));                                        \
         k = ((idx) & gt_) | (k & ~gt_);                                                                                \
     } while (0)
 #define MAX4(m, k, v0, v1, v2, v3)                                                                                     \
@@ -752,7 +752,8 @@ static size_t thread_floats(const conv2d_layer *c) {
     size_t w = c->winograd == 2 ? cnnviz_winograd_block_floats(c->C, c->F) : 0;
     /* F(3x3, 3x3): its block, then the chunk's dU and dz */
     if (c->winograd == 3)
-        w = cnnviz_winograd3_block_floats(c->C, c->F) + cnnviz_winograd3_du_floats(c->C, c->F) + (size_t)per * out_floats(c);
+        w = cnnviz_winograd3_block_floats(c->C, c->F) + cnnviz_winograd3_du_floats(c->C, c->F) +
+            (size_t)per * out_floats(c);
     return n > w ? n : w;
 }
 

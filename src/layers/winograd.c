@@ -244,21 +244,23 @@ size_t cnnviz_winograd3_block_floats(int C, int F) { return 25 * (plane(C) + pla
 
 /* one 1-D transform of five (B^T) or three (G, A^T) vectors and their transposes */
 #define W3_BT(o, d)                                                                                                    \
-    (o)[0] = 2.0f * ((d)[0] - (d)[2]) - (d)[1] + (d)[3], (o)[1] = (d)[3] - (d)[2] - 2.0f * (d)[1],                      \
+    (o)[0] = 2.0f * ((d)[0] - (d)[2]) - (d)[1] + (d)[3], (o)[1] = (d)[3] - (d)[2] - 2.0f * (d)[1],                     \
     (o)[2] = 2.0f * (d)[1] - 3.0f * (d)[2] + (d)[3], (o)[3] = (d)[3] - (d)[1],                                         \
     (o)[4] = 2.0f * ((d)[1] - (d)[3]) - (d)[2] + (d)[4]
 #define W3_B(o, v)                                                                                                     \
-    (o)[0] = 2.0f * (v)[0], (o)[1] = 2.0f * ((v)[2] - (v)[1] + (v)[4]) - (v)[0] - (v)[3],                               \
-    (o)[2] = -2.0f * (v)[0] - (v)[1] - 3.0f * (v)[2] - (v)[4], (o)[3] = (v)[0] + (v)[1] + (v)[2] + (v)[3] - 2.0f * (v)[4], \
-    (o)[4] = (v)[4]
+    (o)[0] = 2.0f * (v)[0], (o)[1] = 2.0f * ((v)[2] - (v)[1] + (v)[4]) - (v)[0] - (v)[3],                              \
+    (o)[2] = -2.0f * (v)[0] - (v)[1] - 3.0f * (v)[2] - (v)[4],                                                        \
+    (o)[3] = (v)[0] + (v)[1] + (v)[2] + (v)[3] - 2.0f * (v)[4], (o)[4] = (v)[4]
 #define W3_G(o, g)                                                                                                     \
-    (o)[0] = 0.5f * (g)[0], (o)[1] = -0.5f * ((g)[0] + (g)[1] + (g)[2]), (o)[2] = ((g)[1] - (g)[0] - (g)[2]) * (1.0f / 6.0f),   \
+    (o)[0] = 0.5f * (g)[0], (o)[1] = -0.5f * ((g)[0] + (g)[1] + (g)[2]),                                              \
+    (o)[2] = ((g)[1] - (g)[0] - (g)[2]) * (1.0f / 6.0f),                                                               \
     (o)[3] = ((g)[0] + 2.0f * (g)[1] + 4.0f * (g)[2]) * (1.0f / 6.0f), (o)[4] = (g)[2]
 #define W3_GT(o, u)                                                                                                    \
-    (o)[0] = 0.5f * ((u)[0] - (u)[1]) + ((u)[3] - (u)[2]) * (1.0f / 6.0f), (o)[1] = (u)[2] * (1.0f / 6.0f) + (u)[3] * (1.0f / 3.0f) - 0.5f * (u)[1], \
+    (o)[0] = 0.5f * ((u)[0] - (u)[1]) + ((u)[3] - (u)[2]) * (1.0f / 6.0f),                                            \
+    (o)[1] = (u)[2] * (1.0f / 6.0f) + (u)[3] * (1.0f / 3.0f) - 0.5f * (u)[1],                                         \
     (o)[2] = (u)[4] - 0.5f * (u)[1] - (u)[2] * (1.0f / 6.0f) + (u)[3] * (2.0f / 3.0f)
 #define W3_AT(o, m)                                                                                                    \
-    (o)[0] = (m)[0] + (m)[1] + (m)[2] + (m)[3], (o)[1] = (m)[1] - (m)[2] + 2.0f * (m)[3],                               \
+    (o)[0] = (m)[0] + (m)[1] + (m)[2] + (m)[3], (o)[1] = (m)[1] - (m)[2] + 2.0f * (m)[3],                              \
     (o)[2] = (m)[1] + (m)[2] + 4.0f * (m)[3] + (m)[4]
 #define W3_A(o, y)                                                                                                     \
     (o)[0] = (y)[0], (o)[1] = (y)[0] + (y)[1] + (y)[2], (o)[2] = (y)[0] - (y)[1] + (y)[2],                             \
@@ -314,7 +316,8 @@ void cnnviz_winograd3_weights(const float *restrict w, int C, int F, float *rest
             for (int k = 0; k < 9; k++)
                 for (int c0 = 0; c0 < C; c0 += 16)
                     for (int f = 0; f < F; f++)
-                        for (int c = c0; c < c0 + 16; c++) wt[k * cf + (size_t)f * C + c] = w[k * cf + (size_t)c * F + f];
+                        for (int c = c0; c < c0 + 16; c++)
+                            wt[k * cf + (size_t)f * C + c] = w[k * cf + (size_t)c * F + f];
             w3_transform(wt, F, C, ut);
         }
     }
@@ -350,8 +353,9 @@ static inline __attribute__((always_inline)) void w3_input_tile(const float *res
 }
 
 /* the rows [r0, r0 + nt) of a call's blocks into V */
-static inline __attribute__((always_inline)) void w3_input_rows(const float *in, int H, int W, int C, int pad_top, int pad_left, int TH, int TW, int r0,
-                          int nt, float *v, size_t vs) {
+static inline __attribute__((always_inline)) void w3_input_rows(const float *in, int H, int W, int C, int pad_top,
+                                                                int pad_left, int TH, int TW, int r0, int nt, float *v,
+                                                                size_t vs) {
     size_t isz = (size_t)H * W * C;
     for (int r = 0; r < nt; r++) {
         w3_row q = w3_row_at(r0 + r, TH, TW);
@@ -429,7 +433,8 @@ static inline __attribute__((always_inline)) void w3_weight_product(const float 
         int two = f + 32 <= F, r0 = 0, fr = fresh;
         for (; r0 + 8 <= rows; r0 += 8, fr = 0)
             w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 8);
-        for (; r0 < rows; r0++, fr = 0) w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 1);
+        for (; r0 < rows; r0++, fr = 0)
+            w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 1);
     }
 }
 
