@@ -30,7 +30,6 @@
  * four pixels at a time, rather than scattered per output pixel.
  * Chunking depends on the layer's geometry only, never on the thread count,
  * so results are bit-identical for any number of threads. */
-#include <cblas.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -663,8 +662,7 @@ static void conv2d_forward_gemm(const conv2d_layer *c, const float *in, float *o
             im2col(c, in + (size_t)b0 * in_floats(c), col, nb);
             int rows = nb * c->OH * c->OW;
             float *y = out + (size_t)b0 * out_floats(c);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, c->F, c->K, 1.0f, col, c->K,
-                        l->param[0].data, c->F, 0.0f, y, c->F);
+            cnnviz_gemm(0, 0, rows, c->F, c->K, col, c->K, l->param[0].data, c->F, y, c->F, 0);
             cnnviz_bias_activation_rows(y, c->use_bias ? l->param[1].data : NULL, (size_t)rows, c->F, l->activation,
                                         c->alpha);
         }
@@ -1398,8 +1396,8 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
                         sparse_weight_grad(col, dz, rows, c->K, c->F, dwt, have_dwt, lp, lv);
                         have_dwt = 1;
                     } else {
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->K, c->F, rows, 1.0f, col, c->K, dz,
-                                    c->F, first && parts > 1 ? 0.0f : 1.0f, partial, c->F);
+                        cnnviz_gemm(1, 0, c->K, c->F, rows, col, c->K, dz, c->F, partial, c->F,
+                                    !(first && parts > 1));
                         first = 0;
                     }
                 }
@@ -1414,8 +1412,7 @@ static void conv2d_backward_gemm(const conv2d_layer *c, const float *in, const f
                         add_transposed(partial, dwt, c->K, c->F, first && parts > 1);
                         first = have_dwt = 0;
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, c->K, c->F, 1.0f, dz, c->F,
-                                l->param[0].data, c->F, 0.0f, dcol, c->K);
+                    cnnviz_gemm(0, 1, rows, c->K, c->F, dz, c->F, l->param[0].data, c->F, dcol, c->K, 0);
                     have_wt = 0;
                     col2im(c, dcol, din + (size_t)b0 * in_floats(c), nb);
                 }

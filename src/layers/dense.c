@@ -1,6 +1,6 @@
 /* Dense: y = act(x·W + b) over the last axis, W (in, units) row-major as
- * Keras stores it, so the whole batch is one sgemm. */
-#include <cblas.h>
+ * Keras stores it, so the whole batch is one matrix product
+ * (cnnviz_gemm). */
 #include <string.h>
 
 #include "layers.h"
@@ -25,8 +25,8 @@ static void dense_forward(const cnnviz_layer *l, const float *in, float *out, in
     (void)p;
     const dense_layer *d = (const dense_layer *)l;
     int rows = dense_rows(d, B);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d->units, d->in_dim, 1.0f, in, d->in_dim,
-                l->param[0].data, d->units, 0.0f, out, d->units);
+    cnnviz_gemm_parallel(0, 0, rows, d->units, d->in_dim, in, d->in_dim, l->param[0].data, d->units, out, d->units,
+                         0);
     cnnviz_bias_activation_rows(out, d->use_bias ? l->param[1].data : NULL, (size_t)rows, d->units, l->activation,
                                 d->alpha);
 }
@@ -42,13 +42,12 @@ static void dense_backward(const cnnviz_layer *l, const float *in, const float *
         dz = p->scratch;
     }
     if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d->in_dim, d->units, 1.0f, dz, d->units,
-                    l->param[0].data, d->units, 0.0f, din, d->in_dim);
+        cnnviz_gemm_parallel(0, 1, rows, d->in_dim, d->units, dz, d->units, l->param[0].data, d->units, din,
+                             d->in_dim, 0);
     if (!p->weight_grads) return;
     float *gw = cnnviz_param_grad(&l->param[0], p), *gb = d->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
     if (gw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->in_dim, d->units, rows, 1.0f, in, d->in_dim, dz,
-                    d->units, 1.0f, gw, d->units);
+        cnnviz_gemm_parallel(1, 0, d->in_dim, d->units, rows, in, d->in_dim, dz, d->units, gw, d->units, 1);
     if (gb) cnnviz_bias_grad_rows(gb, dz, (size_t)rows, d->units);
 }
 

@@ -73,6 +73,18 @@ static inline float cnnviz_hsum16(cnnviz_v16 v) {
     return v[0];
 }
 
+/* C (M, N) = op(A)·op(B), or C += it with accumulate (gemm.c). ta: A is
+ * stored (K, M) instead of (M, K); tb: B is stored (N, K) instead of
+ * (K, N); not both. Every element is summed in an order fixed by K alone,
+ * so its bits do not depend on M, N, its place in C or the thread count
+ * (which OpenBLAS' kernels do not promise). cnnviz_gemm is serial;
+ * cnnviz_gemm_parallel splits the rows of C among the threads when called
+ * outside a parallel region. */
+void cnnviz_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                 int ldc, int accumulate);
+void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float *C, int ldc, int accumulate);
+
 /* y = act(y + bias) over rows of n, in one pass for relu/linear (bias may
  * be NULL). Serial: callers run it on their own share of the rows. */
 void cnnviz_bias_activation_rows(float *y, const float *bias, size_t rows, int n, cnnviz_activation act,

@@ -7,12 +7,11 @@
  * output comes from a softmax and differentiates softmax + cross-entropy as
  * one op, which gives (p - onehot)/B with respect to the logits; we do the
  * same, so no gradient ever divides by a small probability. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "cnnviz/train.h"
-#include "model-impl.h"
+#include "layers/layers.h"
 
 double cnnviz_softmax_xent(const float *probs, const uint8_t *labels, int B, int C, float *dlogits,
                            int *correct) {
@@ -80,11 +79,9 @@ static void dense_linear_backward(const cnnviz_layer *l, const float *x, const f
     int in = l->in_shape.dim[0], units = l->out_shape.dim[0];
     const cnnviz_param *kernel = &l->param[0], *bias = l->nparam > 1 ? &l->param[1] : NULL;
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, in, units, 1.0f, dz, units, kernel->data, units,
-                    0.0f, dx, in);
+        cnnviz_gemm_parallel(0, 1, B, in, units, dz, units, kernel->data, units, dx, in, 0);
     if (kernel->grad)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, units, B, 1.0f, x, in, dz, units, 1.0f,
-                    kernel->grad, units);
+        cnnviz_gemm_parallel(1, 0, in, units, B, x, in, dz, units, kernel->grad, units, 1);
     if (bias && bias->grad)
         for (int r = 0; r < B; r++)
             for (int j = 0; j < units; j++) bias->grad[j] += dz[(size_t)r * units + j];

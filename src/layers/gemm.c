@@ -1,0 +1,336 @@
+/* The engine's matrix products, written so that an element's bits depend
+ * on its row of op(A) and its column of op(B) only: not on M or N, not on
+ * where the element stands in C, not on the thread count.
+ *
+ * OpenBLAS cannot promise that. Its kernels compute a full register tile
+ * in another order than the rows and columns left over at the edges
+ * (seen with the Haswell kernels this project's machines run: rows 0-3 of
+ * a 37-row product differ in the last bits from the same rows computed
+ * alone, and a two-thread call splits the tiles elsewhere than a
+ * one-thread one). A sample's activations then changed with the batch it
+ * came in and with the thread count, and figures with them.
+ *
+ * The order, for every element, wherever it stands:
+ *  - B not transposed (NN, TN): one multiply-add per k, k = 0 .. K-1 in
+ *    order, from 0; vectors run along the row of C. Both paths below.
+ *  - B transposed (NT): the AVX-512 kernel keeps sixteen partial sums over
+ *    k = l, l+16, ... (zeros past K) and adds them in a fixed tree; the
+ *    portable code copies B^T out and takes the order above.
+ * With `accumulate` the finished sum is added to what C held.
+ *
+ * AVX-512 kernels with masked edges where the CPU has it; portable code
+ * (GCC vector extensions, cloned for AVX2) elsewhere, and where tests ask
+ * for it through cnnviz_force_wide_vectors(0). Each path keeps its order
+ * everywhere, so a machine always gets the same bits; the two paths agree
+ * to rounding. The portable code takes heap memory for a copy of B's last
+ * columns (and B^T); without it, it goes element by element in the same
+ * order. The callers that run threads call the products serially inside
+ * their own regions, with chunks that do not depend on the thread count. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cnnviz/tensor.h"
+#include "layers.h"
+
+#ifdef CNNVIZ_CLONES
+#include <immintrin.h>
+#define GEMM_V4 __attribute__((target("arch=x86-64-v4")))
+#define GEMM_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* rows of C a tile holds, and the most vectors of 16 columns it holds */
+#define TILE_ROWS 4
+#define TILE_VECS 5
+
+/* --- portable ------------------------------------------------------------ */
+
+/* 8 floats, GCC vector extension (one AVX2 register, two SSE ones); loads
+ * and stores anywhere */
+typedef float plain_v8 __attribute__((vector_size(32), aligned(4)));
+
+/* acc (R rows of 16) += a(i, k) b(k, 0..15) for k = 0 .. K-1 in order, B
+ * not transposed: a(i, k) = a[i*ars + k*aks]; R is a constant where it is
+ * inlined */
+static inline __attribute__((always_inline)) void axpy16_plain(const int R, int K, const float *a, size_t ars,
+                                                               size_t aks, const float *b, size_t ldb,
+                                                               float acc[][16]) {
+    plain_v8 s[TILE_ROWS][2];
+    for (int r = 0; r < R; r++) s[r][0] = *(plain_v8 *)acc[r], s[r][1] = *(plain_v8 *)(acc[r] + 8);
+    for (int k = 0; k < K; k++) {
+        plain_v8 b0 = *(const plain_v8 *)(b + (size_t)k * ldb), b1 = *(const plain_v8 *)(b + (size_t)k * ldb + 8);
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            float av = a[(size_t)r * ars + (size_t)k * aks];
+            s[r][0] += av * b0;
+            s[r][1] += av * b1;
+        }
+    }
+    for (int r = 0; r < R; r++) *(plain_v8 *)acc[r] = s[r][0], *(plain_v8 *)(acc[r] + 8) = s[r][1];
+}
+
+static inline __attribute__((always_inline)) void axpy16_any_plain(int R, int K, const float *a, size_t ars,
+                                                                   size_t aks, const float *b, size_t ldb,
+                                                                   float acc[][16]) {
+    switch (R) {
+    case 4: axpy16_plain(4, K, a, ars, aks, b, ldb, acc); break;
+    case 3: axpy16_plain(3, K, a, ars, aks, b, ldb, acc); break;
+    case 2: axpy16_plain(2, K, a, ars, aks, b, ldb, acc); break;
+    default: axpy16_plain(1, K, a, ars, aks, b, ldb, acc); break;
+    }
+}
+
+/* C (M, N) element by element where there is no memory for a copy of B:
+ * each element's multiply-adds one at a time, k in order, as one lane of
+ * axpy16_plain does them; b(k, j) = B[k*bks + j*bjs] */
+static inline __attribute__((always_inline)) void elements_plain(int M, int N, int K, const float *A, size_t ars,
+                                                                 size_t aks, const float *B, size_t bks, size_t bjs,
+                                                                 float *C, size_t ldc, int accumulate) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += A[(size_t)i * ars + (size_t)k * aks] * B[(size_t)k * bks + (size_t)j * bjs];
+            float *c = C + (size_t)i * ldc + j;
+            *c = accumulate ? *c + s : s;
+        }
+}
+
+CNNVIZ_HOT
+static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t aks, const float *B, size_t ldb,
+                       float *C, size_t ldc, int accumulate) {
+    float acc[TILE_ROWS][16] __attribute__((aligned(64)));
+    for (int j0 = 0; j0 < N; j0 += 16) {
+        int w = N - j0 < 16 ? N - j0 : 16;
+        /* the last columns, fewer than 16, copied out with zeros after them:
+         * the same multiply-adds per lane as a full block */
+        float *panel = NULL;
+        if (w < 16) {
+            panel = malloc((size_t)K * 16 * sizeof *panel);
+            if (!panel) {
+                elements_plain(M, w, K, A, ars, aks, B + j0, ldb, 1, C + j0, ldc, accumulate);
+                continue;
+            }
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < 16; j++) panel[(size_t)k * 16 + j] = j < w ? B[(size_t)k * ldb + j0 + j] : 0.0f;
+        }
+        for (int i0 = 0; i0 < M; i0 += TILE_ROWS) {
+            int R = M - i0 < TILE_ROWS ? M - i0 : TILE_ROWS;
+            memset(acc, 0, sizeof acc);
+            axpy16_any_plain(R, K, A + (size_t)i0 * ars, ars, aks, panel ? panel : B + j0, panel ? 16 : ldb, acc);
+            for (int r = 0; r < R; r++) {
+                float *c = C + (size_t)(i0 + r) * ldc + j0;
+                for (int j = 0; j < w; j++) c[j] = accumulate ? c[j] + acc[r][j] : acc[r][j];
+            }
+        }
+        free(panel);
+    }
+}
+
+/* NT: B^T copied out, then the NN order (sequential k), so the portable
+ * code has one order; element by element, the same order, without memory */
+CNNVIZ_HOT
+static void nt_plain(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                     int accumulate) {
+    float *bt = malloc((size_t)K * N * sizeof *bt);
+    if (!bt) {
+        elements_plain(M, N, K, A, (size_t)lda, 1, B, 1, (size_t)ldb, C, (size_t)ldc, accumulate);
+        return;
+    }
+    for (int j = 0; j < N; j++)
+        for (int k = 0; k < K; k++) bt[(size_t)k * N + j] = B[(size_t)j * ldb + k];
+    axpy_plain(M, N, K, A, (size_t)lda, 1, bt, (size_t)N, C, (size_t)ldc, accumulate);
+    free(bt);
+}
+
+static void gemm_plain(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, int accumulate) {
+    if (tb)
+        nt_plain(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+    else
+        axpy_plain(M, N, K, A, ta ? 1 : (size_t)lda, ta ? (size_t)lda : 1, B, (size_t)ldb, C, (size_t)ldc, accumulate);
+}
+
+/* --- AVX-512 ------------------------------------------------------------- */
+
+#ifdef CNNVIZ_CLONES
+static __mmask16 lanes(int n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
+
+/* R rows by NV vectors of C, the last vector's lanes masked by m; R and NV
+ * are constants where it is inlined, so the accumulators stay in registers */
+GEMM_INLINE GEMM_V4 void axpy_tile_v4(const int R, const int NV, int K, const float *a, size_t ars, size_t aks,
+                                      const float *b, size_t ldb, __mmask16 m, float *c, size_t ldc, int accumulate) {
+    __m512 acc[TILE_ROWS][TILE_VECS];
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 5
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *bk = b + (size_t)k * ldb;
+        __m512 bv[TILE_VECS];
+        #pragma GCC unroll 5
+        for (int v = 0; v < NV - 1; v++) bv[v] = _mm512_loadu_ps(bk + 16 * v);
+        bv[NV - 1] = _mm512_maskz_loadu_ps(m, bk + 16 * (NV - 1));
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[(size_t)r * ars + (size_t)k * aks]);
+            #pragma GCC unroll 5
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 5
+        for (int v = 0; v < NV; v++) {
+            float *cp = c + (size_t)r * ldc + 16 * v;
+            __mmask16 mv = v == NV - 1 ? m : 0xffff;
+            __m512 s = acc[r][v];
+            if (accumulate) s = _mm512_add_ps(_mm512_maskz_loadu_ps(mv, cp), s);
+            _mm512_mask_storeu_ps(cp, mv, s);
+        }
+}
+
+#define AXPY_CASE(R, NV)                                                                                           \
+    case (R) * 8 + (NV): axpy_tile_v4(R, NV, K, a, ars, aks, b, ldb, m, c, ldc, accumulate); break
+
+GEMM_V4 static void axpy_tile_any_v4(int R, int NV, int K, const float *a, size_t ars, size_t aks, const float *b,
+                                     size_t ldb, __mmask16 m, float *c, size_t ldc, int accumulate) {
+    switch (R * 8 + NV) {
+    AXPY_CASE(4, 5); AXPY_CASE(4, 4); AXPY_CASE(4, 3); AXPY_CASE(4, 2); AXPY_CASE(4, 1);
+    AXPY_CASE(3, 5); AXPY_CASE(3, 4); AXPY_CASE(3, 3); AXPY_CASE(3, 2); AXPY_CASE(3, 1);
+    AXPY_CASE(2, 5); AXPY_CASE(2, 4); AXPY_CASE(2, 3); AXPY_CASE(2, 2); AXPY_CASE(2, 1);
+    AXPY_CASE(1, 5); AXPY_CASE(1, 4); AXPY_CASE(1, 3); AXPY_CASE(1, 2); AXPY_CASE(1, 1);
+    default: break;
+    }
+}
+
+/* R rows by J columns of an NT product; k in vectors of 16, the last masked */
+GEMM_INLINE GEMM_V4 void dot_tile_v4(const int R, const int J, int K, const float *a, size_t lda, const float *b,
+                                     size_t ldb, float *c, size_t ldc, int accumulate) {
+    __m512 acc[TILE_ROWS][TILE_ROWS];
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < J; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 m = lanes(K - k);
+        __m512 av[TILE_ROWS], bv[TILE_ROWS];
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) av[r] = _mm512_maskz_loadu_ps(m, a + (size_t)r * lda + k);
+        #pragma GCC unroll 4
+        for (int j = 0; j < J; j++) bv[j] = _mm512_maskz_loadu_ps(m, b + (size_t)j * ldb + k);
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            #pragma GCC unroll 4
+            for (int j = 0; j < J; j++) acc[r][j] = _mm512_fmadd_ps(av[r], bv[j], acc[r][j]);
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int j = 0; j < J; j++) {
+            /* a fixed tree: lanes l and l+8, then l+4, l+2, l+1 */
+            __m512 v = acc[r][j];
+            __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+            __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+            __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+            __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
+            float s = _mm_cvtss_f32(h1);
+            float *cij = c + (size_t)r * ldc + j;
+            *cij = accumulate ? *cij + s : s;
+        }
+}
+
+#define DOT_CASE(R, J)                                                                                             \
+    case (R) * 8 + (J): dot_tile_v4(R, J, K, a, lda, b, ldb, c, ldc, accumulate); break
+
+GEMM_V4 static void dot_tile_any_v4(int R, int J, int K, const float *a, size_t lda, const float *b, size_t ldb,
+                                    float *c, size_t ldc, int accumulate) {
+    switch (R * 8 + J) {
+    DOT_CASE(4, 4); DOT_CASE(4, 3); DOT_CASE(4, 2); DOT_CASE(4, 1);
+    DOT_CASE(3, 4); DOT_CASE(3, 3); DOT_CASE(3, 2); DOT_CASE(3, 1);
+    DOT_CASE(2, 4); DOT_CASE(2, 3); DOT_CASE(2, 2); DOT_CASE(2, 1);
+    DOT_CASE(1, 4); DOT_CASE(1, 3); DOT_CASE(1, 2); DOT_CASE(1, 1);
+    default: break;
+    }
+}
+
+GEMM_V4 static void gemm_v4(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                            float *C, int ldc, int accumulate) {
+    if (tb) {
+        for (int i0 = 0; i0 < M; i0 += TILE_ROWS) {
+            int R = M - i0 < TILE_ROWS ? M - i0 : TILE_ROWS;
+            for (int j0 = 0; j0 < N; j0 += TILE_ROWS) {
+                int J = N - j0 < TILE_ROWS ? N - j0 : TILE_ROWS;
+                dot_tile_any_v4(R, J, K, A + (size_t)i0 * lda, (size_t)lda, B + (size_t)j0 * ldb, (size_t)ldb,
+                                C + (size_t)i0 * ldc + j0, (size_t)ldc, accumulate);
+            }
+        }
+        return;
+    }
+    size_t ars = ta ? 1 : (size_t)lda, aks = ta ? (size_t)lda : 1;
+    for (int j0 = 0; j0 < N;) {
+        /* 64 columns a block; the last block takes up to 80 (a 70-unit
+         * Dense in one block instead of 64 + a thin 6) */
+        int rest = N - j0, nv = rest > 16 * TILE_VECS ? 4 : (rest + 15) / 16;
+        int w = rest < 16 * nv ? rest : 16 * nv;
+        __mmask16 m = lanes(w - 16 * (nv - 1));
+        for (int i0 = 0; i0 < M; i0 += TILE_ROWS) {
+            int R = M - i0 < TILE_ROWS ? M - i0 : TILE_ROWS;
+            axpy_tile_any_v4(R, nv, K, A + (size_t)i0 * ars, ars, aks, B + j0, (size_t)ldb, m,
+                             C + (size_t)i0 * ldc + j0, (size_t)ldc, accumulate);
+        }
+        j0 += w;
+    }
+}
+#endif
+
+/* --- entry points -------------------------------------------------------- */
+
+static int use_v4(void) {
+#ifdef CNNVIZ_CLONES
+    return __builtin_cpu_supports("x86-64-v4") && cnnviz_wide_vectors();
+#else
+    return 0;
+#endif
+}
+
+void cnnviz_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                 int ldc, int accumulate) {
+    if (M <= 0 || N <= 0) return;
+#ifdef CNNVIZ_CLONES
+    if (use_v4()) {
+        gemm_v4(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+        return;
+    }
+#endif
+    gemm_plain(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
+/* below this many multiply-adds a second thread costs more than it saves */
+#define PARALLEL_MIN_WORK (1 << 17)
+
+void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                          float *C, int ldc, int accumulate) {
+#ifdef _OPENMP
+    int blocks = (M + TILE_ROWS - 1) / TILE_ROWS;
+    int t = omp_in_parallel() ? 1 : cnnviz_get_threads();
+    if (t > omp_get_num_procs()) t = omp_get_num_procs();
+    if (t > blocks) t = blocks;
+    if (t > 1 && (double)M * N * K >= PARALLEL_MIN_WORK) {
+        size_t arow = ta ? 1 : (size_t)lda;
+        #pragma omp parallel num_threads(t)
+        {
+            int id = omp_get_thread_num(), n = omp_get_num_threads();
+            int i0 = TILE_ROWS * (int)((long)blocks * id / n), i1 = TILE_ROWS * (int)((long)blocks * (id + 1) / n);
+            if (i1 > M) i1 = M;
+            if (i1 > i0)
+                cnnviz_gemm(ta, tb, i1 - i0, N, K, A + (size_t)i0 * arow, lda, B, ldb, C + (size_t)i0 * ldc, ldc,
+                            accumulate);
+        }
+        return;
+    }
+#endif
+    cnnviz_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
