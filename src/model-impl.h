@@ -10,11 +10,10 @@
 #endif
 
 /* Call first thing inside the engine's own parallel regions. Nested regions
- * and OpenBLAS then run on the calling thread alone: OpenBLAS sizes its team
- * from omp_get_max_threads() unless it finds itself in an active parallel
- * region, and a team of one is not active, so without this a one-chunk
- * region (a single image) would start a nested team for every small sgemm,
- * which costs a hundred times the sgemm. The setting is this implicit
+ * (cnnviz_gemm_parallel's) then run on the calling thread alone: a team of
+ * one is not an active region, so without this a one-chunk region (a single
+ * image) would let the product inside it start a team of its own, which
+ * costs a hundred times a small product. The setting is this implicit
  * task's own and ends with the region. */
 static inline void cnnviz_omp_serial_inside(void) {
 #ifdef _OPENMP

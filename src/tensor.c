@@ -81,7 +81,6 @@ void cnnviz_rng_shuffle(cnnviz_rng *r, int *idx, int n) {
     }
 }
 
-extern void openblas_set_num_threads(int);
 static int g_threads = 0;
 
 void cnnviz_set_threads(int n) {
@@ -92,7 +91,6 @@ void cnnviz_set_threads(int n) {
     if (n <= 0) n = 1;
 #endif
     g_threads = n;
-    openblas_set_num_threads(n);
 }
 
 int cnnviz_get_threads(void) {

@@ -5,11 +5,10 @@
  *    K = 9): a gemm with K = 9 is bound by writing its output, so each
  *    output pixel is written once from a vector kernel; backward sums
  *    per-sample partial kernels in sample order;
- *  - otherwise im2col + sgemm. The HWIO kernel is already the (K, Cout)
- *    row-major matrix and the (B*OH*OW, Cout) product is already NHWC.
- *    Samples go in chunks whose columns fit in L2, one chunk per thread
- *    with a single-threaded sgemm (OpenBLAS runs serially inside an OpenMP
- *    region). Backward rebuilds a chunk's columns instead of keeping the
+ *  - otherwise im2col + sgemm (cnnviz_gemm, gemm.c). The HWIO kernel is
+ *    already the (K, Cout) row-major matrix and the (B*OH*OW, Cout) product
+ *    is already NHWC. Samples go in chunks whose columns fit in L2, one
+ *    chunk per thread with a serial product. Backward rebuilds a chunk's columns instead of keeping the
  *    batch's (they would not stay in cache), accumulates the kernel
  *    gradient into one of a fixed set of partitions and hands din back
  *    through col2im(dz·W^T). A chunk whose dz is mostly zeros (ReLU and

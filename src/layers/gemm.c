@@ -316,6 +316,7 @@ void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, i
 #ifdef _OPENMP
     int blocks = (M + TILE_ROWS - 1) / TILE_ROWS;
     int t = omp_in_parallel() ? 1 : cnnviz_get_threads();
+    if (t > omp_get_max_threads()) t = omp_get_max_threads(); /* 1 inside the engine's regions */
     if (t > omp_get_num_procs()) t = omp_get_num_procs();
     if (t > blocks) t = blocks;
     if (t > 1 && (double)M * N * K >= PARALLEL_MIN_WORK) {

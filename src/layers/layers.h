@@ -43,7 +43,7 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
  * (AVX-512: the x86-64-v4 clone, or a build for it). The kernels written
  * around cnnviz_v16 with many accumulators (the direct conv, Winograd,
  * the 16-channel pooling, the gradient-ascent head) spill on AVX2, where
- * they measured 8 to 14 times slower than OpenBLAS' sgemm or the plain
+ * they measured 8 to 14 times slower than a BLAS sgemm or the plain
  * loops; layers pick those paths there instead, when they are built. */
 int cnnviz_wide_vectors(void);
 /* Tests: 1 or 0 makes layers built from now on take the wide or the
