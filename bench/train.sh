@@ -25,7 +25,7 @@ bench="$build/bench_train"
 [ -x "$bench" ] || { echo "bench/train.sh: $bench not found: build first (cmake --build $build)" >&2; exit 1; }
 
 common=(--threads "$threads" --epochs "$epochs" --batch "$batch" --limit "$limit")
-# OpenBLAS/OpenMP pools follow the same count on both sides
+# the OpenMP pools (and any BLAS pool PyTorch has) follow the same count on both sides
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
 c_out=$("$bench" "${common[@]}" $profile)
