@@ -28,7 +28,6 @@
  * their own regions, with chunks that do not depend on the thread count. */
 #include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -42,9 +41,12 @@
 #define GEMM_INLINE static inline __attribute__((always_inline))
 #endif
 
-/* rows of C a tile holds, and the most vectors of 16 columns it holds */
+/* rows of C a tile holds, and the most vectors of 16 columns it holds
+ * (AVX-512: 4 x 5 accumulators of 32; portable: 6 x 16 columns, twelve
+ * AVX2 registers of 16) */
 #define TILE_ROWS 4
 #define TILE_VECS 5
+#define PLAIN_ROWS 6
 
 /* --- portable ------------------------------------------------------------ */
 
@@ -52,34 +54,48 @@
  * and stores anywhere */
 typedef float plain_v8 __attribute__((vector_size(32), aligned(4)));
 
-/* acc (R rows of 16) += a(i, k) b(k, 0..15) for k = 0 .. K-1 in order, B
- * not transposed: a(i, k) = a[i*ars + k*aks]; R is a constant where it is
- * inlined */
+/* C rows 0 .. R-1, columns 0 .. w-1 (w <= 16; B holds 16 columns either
+ * way) = [C +] sum over k = 0 .. K-1 in order of a(i, k) b(k, j), B not
+ * transposed: a(i, k) = a[i*ars + k*aks]; R is a constant where it is
+ * inlined, so the sums stay in registers */
 static inline __attribute__((always_inline)) void axpy16_plain(const int R, int K, const float *a, size_t ars,
-                                                               size_t aks, const float *b, size_t ldb,
-                                                               float acc[][16]) {
-    plain_v8 s[TILE_ROWS][2];
-    for (int r = 0; r < R; r++) s[r][0] = *(plain_v8 *)acc[r], s[r][1] = *(plain_v8 *)(acc[r] + 8);
+                                                               size_t aks, const float *b, size_t ldb, float *c,
+                                                               size_t ldc, int w, int accumulate) {
+    plain_v8 s[PLAIN_ROWS][2];
+    for (int r = 0; r < R; r++) s[r][0] = s[r][1] = (plain_v8){0};
     for (int k = 0; k < K; k++) {
         plain_v8 b0 = *(const plain_v8 *)(b + (size_t)k * ldb), b1 = *(const plain_v8 *)(b + (size_t)k * ldb + 8);
-        #pragma GCC unroll 4
+        #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
             float av = a[(size_t)r * ars + (size_t)k * aks];
             s[r][0] += av * b0;
             s[r][1] += av * b1;
         }
     }
-    for (int r = 0; r < R; r++) *(plain_v8 *)acc[r] = s[r][0], *(plain_v8 *)(acc[r] + 8) = s[r][1];
+    for (int r = 0; r < R; r++) {
+        float *cr = c + (size_t)r * ldc;
+        if (w == 16) {
+            plain_v8 *c0 = (plain_v8 *)cr, *c1 = (plain_v8 *)(cr + 8);
+            *c0 = accumulate ? *c0 + s[r][0] : s[r][0];
+            *c1 = accumulate ? *c1 + s[r][1] : s[r][1];
+        } else {
+            float t[16];
+            *(plain_v8 *)t = s[r][0], *(plain_v8 *)(t + 8) = s[r][1];
+            for (int j = 0; j < w; j++) cr[j] = accumulate ? cr[j] + t[j] : t[j];
+        }
+    }
 }
 
 static inline __attribute__((always_inline)) void axpy16_any_plain(int R, int K, const float *a, size_t ars,
-                                                                   size_t aks, const float *b, size_t ldb,
-                                                                   float acc[][16]) {
+                                                                   size_t aks, const float *b, size_t ldb, float *c,
+                                                                   size_t ldc, int w, int accumulate) {
     switch (R) {
-    case 4: axpy16_plain(4, K, a, ars, aks, b, ldb, acc); break;
-    case 3: axpy16_plain(3, K, a, ars, aks, b, ldb, acc); break;
-    case 2: axpy16_plain(2, K, a, ars, aks, b, ldb, acc); break;
-    default: axpy16_plain(1, K, a, ars, aks, b, ldb, acc); break;
+    case 6: axpy16_plain(6, K, a, ars, aks, b, ldb, c, ldc, w, accumulate); break;
+    case 5: axpy16_plain(5, K, a, ars, aks, b, ldb, c, ldc, w, accumulate); break;
+    case 4: axpy16_plain(4, K, a, ars, aks, b, ldb, c, ldc, w, accumulate); break;
+    case 3: axpy16_plain(3, K, a, ars, aks, b, ldb, c, ldc, w, accumulate); break;
+    case 2: axpy16_plain(2, K, a, ars, aks, b, ldb, c, ldc, w, accumulate); break;
+    default: axpy16_plain(1, K, a, ars, aks, b, ldb, c, ldc, w, accumulate); break;
     }
 }
 
@@ -98,35 +114,36 @@ static inline __attribute__((always_inline)) void elements_plain(int M, int N, i
         }
 }
 
+/* Rows outer, so a tile's rows of A stay in L1 while B, column block by
+ * column block, comes from L2 */
 CNNVIZ_HOT
 static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t aks, const float *B, size_t ldb,
                        float *C, size_t ldc, int accumulate) {
-    float acc[TILE_ROWS][16] __attribute__((aligned(64)));
-    for (int j0 = 0; j0 < N; j0 += 16) {
-        int w = N - j0 < 16 ? N - j0 : 16;
-        /* the last columns, fewer than 16, copied out with zeros after them:
-         * the same multiply-adds per lane as a full block */
-        float *panel = NULL;
-        if (w < 16) {
-            panel = malloc((size_t)K * 16 * sizeof *panel);
-            if (!panel) {
-                elements_plain(M, w, K, A, ars, aks, B + j0, ldb, 1, C + j0, ldc, accumulate);
-                continue;
-            }
+    /* the last columns, fewer than 16, copied out with zeros after them:
+     * the same multiply-adds per lane as a full block */
+    int full = N / 16 * 16, w = N - full;
+    float *panel = NULL;
+    if (w) {
+        panel = malloc((size_t)K * 16 * sizeof *panel);
+        if (!panel) {
+            elements_plain(M, w, K, A, ars, aks, B + full, ldb, 1, C + full, ldc, accumulate);
+            N = full;
+        } else {
             for (int k = 0; k < K; k++)
-                for (int j = 0; j < 16; j++) panel[(size_t)k * 16 + j] = j < w ? B[(size_t)k * ldb + j0 + j] : 0.0f;
+                for (int j = 0; j < 16; j++) panel[(size_t)k * 16 + j] = j < w ? B[(size_t)k * ldb + full + j] : 0.0f;
         }
-        for (int i0 = 0; i0 < M; i0 += TILE_ROWS) {
-            int R = M - i0 < TILE_ROWS ? M - i0 : TILE_ROWS;
-            memset(acc, 0, sizeof acc);
-            axpy16_any_plain(R, K, A + (size_t)i0 * ars, ars, aks, panel ? panel : B + j0, panel ? 16 : ldb, acc);
-            for (int r = 0; r < R; r++) {
-                float *c = C + (size_t)(i0 + r) * ldc + j0;
-                for (int j = 0; j < w; j++) c[j] = accumulate ? c[j] + acc[r][j] : acc[r][j];
-            }
-        }
-        free(panel);
     }
+    for (int i0 = 0; i0 < M; i0 += PLAIN_ROWS) {
+        int R = M - i0 < PLAIN_ROWS ? M - i0 : PLAIN_ROWS;
+        const float *a = A + (size_t)i0 * ars;
+        for (int j0 = 0; j0 < N; j0 += 16) {
+            if (j0 < full)
+                axpy16_any_plain(R, K, a, ars, aks, B + j0, ldb, C + (size_t)i0 * ldc + j0, ldc, 16, accumulate);
+            else
+                axpy16_any_plain(R, K, a, ars, aks, panel, 16, C + (size_t)i0 * ldc + j0, ldc, w, accumulate);
+        }
+    }
+    free(panel);
 }
 
 /* NT: B^T copied out, then the NN order (sequential k), so the portable
@@ -288,13 +305,9 @@ GEMM_V4 static void gemm_v4(int ta, int tb, int M, int N, int K, const float *A,
 
 /* --- entry points -------------------------------------------------------- */
 
-static int use_v4(void) {
 #ifdef CNNVIZ_CLONES
-    return __builtin_cpu_supports("x86-64-v4") && cnnviz_wide_vectors();
-#else
-    return 0;
+static int use_v4(void) { return __builtin_cpu_supports("x86-64-v4") && cnnviz_wide_vectors(); }
 #endif
-}
 
 void cnnviz_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc, int accumulate) {
