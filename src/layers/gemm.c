@@ -50,10 +50,6 @@
 
 /* --- portable ------------------------------------------------------------ */
 
-/* 8 floats, GCC vector extension (one AVX2 register, two SSE ones); loads
- * and stores anywhere */
-typedef float plain_v8 __attribute__((vector_size(32), aligned(4)));
-
 /* C rows 0 .. R-1, columns 0 .. w-1 (w <= 16; B holds 16 columns either
  * way) = [C +] sum over k = 0 .. K-1 in order of a(i, k) b(k, j), B not
  * transposed: a(i, k) = a[i*ars + k*aks]; R is a constant where it is
@@ -61,10 +57,10 @@ typedef float plain_v8 __attribute__((vector_size(32), aligned(4)));
 static inline __attribute__((always_inline)) void axpy16_plain(const int R, int K, const float *a, size_t ars,
                                                                size_t aks, const float *b, size_t ldb, float *c,
                                                                size_t ldc, int w, int accumulate) {
-    plain_v8 s[PLAIN_ROWS][2];
-    for (int r = 0; r < R; r++) s[r][0] = s[r][1] = (plain_v8){0};
+    cnnviz_v8u s[PLAIN_ROWS][2];
+    for (int r = 0; r < R; r++) s[r][0] = s[r][1] = (cnnviz_v8u){0};
     for (int k = 0; k < K; k++) {
-        plain_v8 b0 = *(const plain_v8 *)(b + (size_t)k * ldb), b1 = *(const plain_v8 *)(b + (size_t)k * ldb + 8);
+        cnnviz_v8u b0 = *(const cnnviz_v8u *)(b + (size_t)k * ldb), b1 = *(const cnnviz_v8u *)(b + (size_t)k * ldb + 8);
         #pragma GCC unroll 6
         for (int r = 0; r < R; r++) {
             float av = a[(size_t)r * ars + (size_t)k * aks];
@@ -75,12 +71,12 @@ static inline __attribute__((always_inline)) void axpy16_plain(const int R, int 
     for (int r = 0; r < R; r++) {
         float *cr = c + (size_t)r * ldc;
         if (w == 16) {
-            plain_v8 *c0 = (plain_v8 *)cr, *c1 = (plain_v8 *)(cr + 8);
+            cnnviz_v8u *c0 = (cnnviz_v8u *)cr, *c1 = (cnnviz_v8u *)(cr + 8);
             *c0 = accumulate ? *c0 + s[r][0] : s[r][0];
             *c1 = accumulate ? *c1 + s[r][1] : s[r][1];
         } else {
             float t[16];
-            *(plain_v8 *)t = s[r][0], *(plain_v8 *)(t + 8) = s[r][1];
+            *(cnnviz_v8u *)t = s[r][0], *(cnnviz_v8u *)(t + 8) = s[r][1];
             for (int j = 0; j < w; j++) cr[j] = accumulate ? cr[j] + t[j] : t[j];
         }
     }

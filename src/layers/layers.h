@@ -63,6 +63,9 @@ typedef float cnnviz_v16 __attribute__((vector_size(64)));
 typedef float cnnviz_v16u __attribute__((vector_size(64), aligned(4)));
 typedef int cnnviz_v16i __attribute__((vector_size(64)));
 typedef int cnnviz_v16iu __attribute__((vector_size(64), aligned(4)));
+/* 8 floats (one AVX2 register, two SSE ones), for the kernels' narrow
+ * paths, where 16-float vectors with many accumulators spill */
+typedef float cnnviz_v8u __attribute__((vector_size(32), aligned(4)));
 
 /* the sum of a vector's lanes, in a fixed tree order */
 static inline float cnnviz_hsum16(cnnviz_v16 v) {
