@@ -42,8 +42,8 @@
 #endif
 
 /* rows of C a tile holds, and the most vectors of 16 columns it holds
- * (AVX-512: 4 x 5 accumulators of 32; portable: 6 x 16 columns, twelve
- * AVX2 registers of 16) */
+ * (AVX-512: 4 x 5 accumulators, 20 of its 32 registers; portable: 6 rows
+ * of 16 columns, 12 of AVX2's 16 registers) */
 #define TILE_ROWS 4
 #define TILE_VECS 5
 #define PLAIN_ROWS 6
@@ -104,7 +104,8 @@ static inline __attribute__((always_inline)) void elements_plain(int M, int N, i
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float s = 0.0f;
-            for (int k = 0; k < K; k++) s += A[(size_t)i * ars + (size_t)k * aks] * B[(size_t)k * bks + (size_t)j * bjs];
+            for (int k = 0; k < K; k++)
+                s += A[(size_t)i * ars + (size_t)k * aks] * B[(size_t)k * bks + (size_t)j * bjs];
             float *c = C + (size_t)i * ldc + j;
             *c = accumulate ? *c + s : s;
         }
