@@ -1025,47 +1025,28 @@ static void nonzero_rows(const float *restrict dz, int rows, int F, int *restric
  * vectors: the 16-float ones spilled on AVX2 and the kernels ran there 5x
  * slower than on AVX-512. Each element has the same multiply-adds in the
  * same order either way. */
+/* combine_rows' blocks of NV vectors of type VT (W floats) while cond */
+#define COMBINE_BLOCKS(cond, VT, NV, W)                                                                             \
+    for (; (cond) && k + (NV) * (W) <= K; k += (NV) * (W)) {                                                        \
+        VT a[NV];                                                                                                   \
+        _Pragma("GCC unroll 16") for (int i = 0; i < (NV); i++) a[i] =                                              \
+            from_zero ? (VT){0} : *(const VT *)(out + k + (W) * i);                                                 \
+        for (int j = 0; j < n; j++) {                                                                               \
+            const float *r = base + (size_t)idx[j] * K + k;                                                         \
+            float v = val[j];                                                                                       \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (NV); i++) a[i] += v * *(const VT *)(r + (W) * i);         \
+        }                                                                                                           \
+        _Pragma("GCC unroll 16") for (int i = 0; i < (NV); i++) *(VT *)(out + k + (W) * i) = a[i];                  \
+    }
+
 static inline __attribute__((always_inline)) void combine_rows(float *restrict out, int from_zero,
                                                                const float *restrict base, const int *restrict idx,
                                                                const float *restrict val, int n, int K, int wide) {
-    const cnnviz_v16 zero = {0};
     int k = 0;
-    for (; !wide && k + 64 <= K; k += 64) {
-        cnnviz_v8u a[8];
-        #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) a[i] = from_zero ? (cnnviz_v8u){0} : *(const cnnviz_v8u *)(out + k + 8 * i);
-        for (int j = 0; j < n; j++) {
-            const float *r = base + (size_t)idx[j] * K + k;
-            float v = val[j];
-            #pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) a[i] += v * *(const cnnviz_v8u *)(r + 8 * i);
-        }
-        #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) *(cnnviz_v8u *)(out + k + 8 * i) = a[i];
-    }
-    for (; !wide && k + 8 <= K; k += 8) {
-        cnnviz_v8u a = from_zero ? (cnnviz_v8u){0} : *(const cnnviz_v8u *)(out + k);
-        for (int j = 0; j < n; j++) a += val[j] * *(const cnnviz_v8u *)(base + (size_t)idx[j] * K + k);
-        *(cnnviz_v8u *)(out + k) = a;
-    }
-    for (; wide && k + 144 <= K; k += 144) {
-        cnnviz_v16 a[9];
-        #pragma GCC unroll 9
-        for (int i = 0; i < 9; i++) a[i] = from_zero ? zero : *(const cnnviz_v16u *)(out + k + 16 * i);
-        for (int j = 0; j < n; j++) {
-            const float *r = base + (size_t)idx[j] * K + k;
-            float v = val[j];
-            #pragma GCC unroll 9
-            for (int i = 0; i < 9; i++) a[i] += v * *(const cnnviz_v16u *)(r + 16 * i);
-        }
-        #pragma GCC unroll 9
-        for (int i = 0; i < 9; i++) *(cnnviz_v16u *)(out + k + 16 * i) = a[i];
-    }
-    for (; wide && k + 16 <= K; k += 16) {
-        cnnviz_v16 a = from_zero ? zero : *(const cnnviz_v16u *)(out + k);
-        for (int j = 0; j < n; j++) a += val[j] * *(const cnnviz_v16u *)(base + (size_t)idx[j] * K + k);
-        *(cnnviz_v16u *)(out + k) = a;
-    }
+    COMBINE_BLOCKS(!wide, cnnviz_v8u, 8, 8)
+    COMBINE_BLOCKS(!wide, cnnviz_v8u, 1, 8)
+    COMBINE_BLOCKS(wide, cnnviz_v16u, 9, 16)
+    COMBINE_BLOCKS(wide, cnnviz_v16u, 1, 16)
     for (; k < K; k++) {
         float a = from_zero ? 0.0f : out[k];
         for (int j = 0; j < n; j++) a += val[j] * base[(size_t)idx[j] * K + k];
