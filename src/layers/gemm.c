@@ -32,7 +32,6 @@
 #include <omp.h>
 #endif
 
-#include "cnnviz/tensor.h"
 #include "layers.h"
 
 #ifdef CNNVIZ_CLONES
@@ -325,8 +324,9 @@ void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, i
                           float *C, int ldc, int accumulate) {
 #ifdef _OPENMP
     int blocks = (M + TILE_ROWS - 1) / TILE_ROWS;
-    int t = omp_in_parallel() ? 1 : cnnviz_get_threads();
-    if (t > omp_get_max_threads()) t = omp_get_max_threads(); /* 1 inside the engine's regions */
+    /* cnnviz_set_threads sets omp_get_max_threads(); it is 1 inside the
+     * engine's own regions (cnnviz_omp_serial_inside) */
+    int t = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (t > omp_get_num_procs()) t = omp_get_num_procs();
     if (t > blocks) t = blocks;
     if (t > 1 && (double)M * N * K >= PARALLEL_MIN_WORK) {

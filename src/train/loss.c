@@ -82,9 +82,7 @@ static void dense_linear_backward(const cnnviz_layer *l, const float *x, const f
         cnnviz_gemm_parallel(0, 1, B, in, units, dz, units, kernel->data, units, dx, in, 0);
     if (kernel->grad)
         cnnviz_gemm_parallel(1, 0, in, units, B, x, in, dz, units, kernel->grad, units, 1);
-    if (bias && bias->grad)
-        for (int r = 0; r < B; r++)
-            for (int j = 0; j < units; j++) bias->grad[j] += dz[(size_t)r * units + j];
+    if (bias && bias->grad) cnnviz_bias_grad_rows(bias->grad, dz, (size_t)B, units);
 }
 
 double cnnviz_loss_backward(cnnviz_model *m, cnnviz_workspace *ws, const uint8_t *labels, int B, float *scratch,
