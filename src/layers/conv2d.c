@@ -8,8 +8,9 @@
  *  - otherwise im2col + sgemm (cnnviz_gemm, gemm.c). The HWIO kernel is
  *    already the (K, Cout) row-major matrix and the (B*OH*OW, Cout) product
  *    is already NHWC. Samples go in chunks whose columns fit in L2, one
- *    chunk per thread with a serial product. Backward rebuilds a chunk's columns instead of keeping the
- *    batch's (they would not stay in cache), accumulates the kernel
+ *    chunk per thread with a serial product. Backward rebuilds a chunk's
+ *    columns instead of keeping the batch's (they would not stay in
+ *    cache), accumulates the kernel
  *    gradient into one of a fixed set of partitions and hands din back
  *    through col2im(dz·W^T). A chunk whose dz is mostly zeros (ReLU and
  *    max pooling after the layer) skips them instead: both gradients are
@@ -1018,13 +1019,6 @@ static void nonzero_rows(const float *restrict dz, int rows, int F, int *restric
     nonzero_rows_plain(dz, rows, F, rs, lf, lv);
 }
 
-/* out (K) = (from_zero ? 0 : out) + sum_j val[j] * base[idx[j]*K ..], the
- * rows in list order: a row of dz·W^T from a pixel's nonzero filters, or a
- * filter's row of col^T·dz from its nonzero pixels. Always inlined, so each
- * vector clone of its callers gets its own copy. Where not wide, in 8-float
- * vectors: the 16-float ones spilled on AVX2 and the kernels ran there 5x
- * slower than on AVX-512. Each element has the same multiply-adds in the
- * same order either way. */
 /* combine_rows' blocks of NV vectors of type VT (W floats) while cond */
 #define COMBINE_BLOCKS(cond, VT, NV, W)                                                                             \
     for (; (cond) && k + (NV) * (W) <= K; k += (NV) * (W)) {                                                        \
@@ -1039,6 +1033,13 @@ static void nonzero_rows(const float *restrict dz, int rows, int F, int *restric
         _Pragma("GCC unroll 16") for (int i = 0; i < (NV); i++) *(VT *)(out + k + (W) * i) = a[i];                  \
     }
 
+/* out (K) = (from_zero ? 0 : out) + sum_j val[j] * base[idx[j]*K ..], the
+ * rows in list order: a row of dz·W^T from a pixel's nonzero filters, or a
+ * filter's row of col^T·dz from its nonzero pixels. Always inlined, so each
+ * vector clone of its callers gets its own copy. Where not wide, in 8-float
+ * vectors: the 16-float ones spilled on AVX2 and the kernels ran there 5x
+ * slower than on AVX-512. Each element has the same multiply-adds in the
+ * same order either way. */
 static inline __attribute__((always_inline)) void combine_rows(float *restrict out, int from_zero,
                                                                const float *restrict base, const int *restrict idx,
                                                                const float *restrict val, int n, int K, int wide) {
