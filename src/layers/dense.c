@@ -31,6 +31,16 @@ static void dense_forward(const cnnviz_layer *l, const float *in, float *out, in
                                 d->alpha);
 }
 
+void cnnviz_dense_linear_backward(const cnnviz_layer *l, const float *in, const float *dz, float *din, int rows,
+                                  float *gw, float *gb) {
+    const dense_layer *d = (const dense_layer *)l;
+    if (din)
+        cnnviz_gemm_parallel(0, 1, rows, d->in_dim, d->units, dz, d->units, l->param[0].data, d->units, din,
+                             d->in_dim, 0);
+    if (gw) cnnviz_gemm_parallel(1, 0, d->in_dim, d->units, rows, in, d->in_dim, dz, d->units, gw, d->units, 1);
+    if (gb) cnnviz_bias_grad_rows(gb, dz, (size_t)rows, d->units);
+}
+
 static void dense_backward(const cnnviz_layer *l, const float *in, const float *out, const float *dout,
                            float *din, int B, cnnviz_pass *p) {
     const dense_layer *d = (const dense_layer *)l;
@@ -41,14 +51,9 @@ static void dense_backward(const cnnviz_layer *l, const float *in, const float *
                                    d->units);
         dz = p->scratch;
     }
-    if (din)
-        cnnviz_gemm_parallel(0, 1, rows, d->in_dim, d->units, dz, d->units, l->param[0].data, d->units, din,
-                             d->in_dim, 0);
-    if (!p->weight_grads) return;
-    float *gw = cnnviz_param_grad(&l->param[0], p), *gb = d->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
-    if (gw)
-        cnnviz_gemm_parallel(1, 0, d->in_dim, d->units, rows, in, d->in_dim, dz, d->units, gw, d->units, 1);
-    if (gb) cnnviz_bias_grad_rows(gb, dz, (size_t)rows, d->units);
+    float *gw = p->weight_grads ? cnnviz_param_grad(&l->param[0], p) : NULL;
+    float *gb = p->weight_grads && d->use_bias ? cnnviz_param_grad(&l->param[1], p) : NULL;
+    cnnviz_dense_linear_backward(l, in, dz, din, rows, gw, gb);
 }
 
 static const cnnviz_layer_ops dense_ops = {

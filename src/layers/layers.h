@@ -88,6 +88,12 @@ void cnnviz_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
 void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                           float *C, int ldc, int accumulate);
 
+/* Dense's backward after its activation's (dense.c): din = dz·W^T (if
+ * din), gw += in^T·dz and gb += dz's rows summed in order (each if not
+ * NULL), over rows rows of in_dim / units. */
+void cnnviz_dense_linear_backward(const cnnviz_layer *l, const float *in, const float *dz, float *din, int rows,
+                                  float *gw, float *gb);
+
 /* y = act(y + bias) over rows of n, in one pass for relu/linear (bias may
  * be NULL). Serial: callers run it on their own share of the rows. */
 void cnnviz_bias_activation_rows(float *y, const float *bias, size_t rows, int n, cnnviz_activation act,

@@ -71,20 +71,6 @@ size_t cnnviz_loss_scratch_floats(const cnnviz_model *m, int max_batch) {
     return (size_t)max_batch * (cnnviz_shape_size(&l->out_shape) + cnnviz_shape_size(&l->in_shape));
 }
 
-/* The linear part of Dense's backward for the output layer, whose softmax
- * the fused gradient has already gone through: dW += x^T dz, db += sum of dz
- * rows (in row order, so the bits do not depend on the thread count),
- * dx = dz W^T. */
-static void dense_linear_backward(const cnnviz_layer *l, const float *x, const float *dz, float *dx, int B) {
-    int in = l->in_shape.dim[0], units = l->out_shape.dim[0];
-    const cnnviz_param *kernel = &l->param[0], *bias = l->nparam > 1 ? &l->param[1] : NULL;
-    if (dx)
-        cnnviz_gemm_parallel(0, 1, B, in, units, dz, units, kernel->data, units, dx, in, 0);
-    if (kernel->grad)
-        cnnviz_gemm_parallel(1, 0, in, units, B, x, in, dz, units, kernel->grad, units, 1);
-    if (bias && bias->grad) cnnviz_bias_grad_rows(bias->grad, dz, (size_t)B, units);
-}
-
 double cnnviz_loss_backward(cnnviz_model *m, cnnviz_workspace *ws, const uint8_t *labels, int B, float *scratch,
                             int *correct) {
     int last = m->nlayers - 1;
@@ -95,7 +81,10 @@ double cnnviz_loss_backward(cnnviz_model *m, cnnviz_workspace *ws, const uint8_t
     double sum = cnnviz_softmax_xent(ws->out[last], labels, B, classes, dlogits, correct);
     if (output_kind(m) == OUT_DENSE_SOFTMAX) {
         const float *x = last ? ws->out[last - 1] : ws->input;
-        dense_linear_backward(l, x, dlogits, last ? dx : NULL, B);
+        /* the linear part of Dense's backward: the fused gradient has
+         * already gone through the softmax */
+        cnnviz_dense_linear_backward(l, x, dlogits, last ? dx : NULL, B, l->param[0].grad,
+                                     l->nparam > 1 ? l->param[1].grad : NULL);
         if (last) cnnviz_backward(m, ws, dx, B, last - 1, 1, NULL);
     } else if (last) {
         cnnviz_backward(m, ws, dlogits, B, last - 1, 1, NULL);
