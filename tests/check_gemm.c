@@ -114,11 +114,36 @@ START_TEST(gemm_bits_independent_of_place) {
 }
 END_TEST
 
+/* the portable products without memory for their copies (the last
+ * columns' panel, NN/TN; B^T, NT) sum each element element by element:
+ * the same bits as with the copies */
+START_TEST(gemm_no_memory_path_same_bits) {
+    set_path(0);
+    for (int t = 0; t < NSHAPES; t++)
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            const shape *s = &shapes[t];
+            size_t mn = (size_t)s->M * s->N;
+            float *A = random_floats(a_rows(s) * lda(s), 60 + t), *B = random_floats(b_rows(s) * ldb(s), 70 + t);
+            float *C = random_floats(mn, 80 + t), *E = malloc(mn * sizeof *E);
+            memcpy(E, C, mn * sizeof *E);
+            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), C, s->N, accumulate);
+            cnnviz_gemm_force_no_copies(1);
+            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), E, s->N, accumulate);
+            cnnviz_gemm_force_no_copies(0);
+            ck_assert_msg(memcmp(C, E, mn * sizeof *C) == 0, "shape %d (%d%d %dx%dx%d) acc %d: the no-memory path "
+                          "differs", t, s->ta, s->tb, s->M, s->N, s->K, accumulate);
+            free(A), free(B), free(C), free(E);
+        }
+    set_path(-1);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gemm");
     TCase *t = tcase_create("gemm");
     tcase_add_loop_test(t, gemm_matches_float64, 0, 2);
     tcase_add_loop_test(t, gemm_bits_independent_of_place, 0, 2);
+    tcase_add_test(t, gemm_no_memory_path_same_bits);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -110,6 +110,10 @@ static inline __attribute__((always_inline)) void elements_plain(int M, int N, i
         }
 }
 
+static int no_copies;
+
+void cnnviz_gemm_force_no_copies(int on) { no_copies = on != 0; }
+
 /* Rows outer, so a tile's rows of A stay in L1 while B, column block by
  * column block, comes from L2 */
 CNNVIZ_HOT
@@ -120,7 +124,7 @@ static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t a
     int full = N / 16 * 16, w = N - full;
     float *panel = NULL;
     if (w) {
-        panel = malloc((size_t)K * 16 * sizeof *panel);
+        panel = no_copies ? NULL : malloc((size_t)K * 16 * sizeof *panel);
         if (!panel) {
             elements_plain(M, w, K, A, ars, aks, B + full, ldb, 1, C + full, ldc, accumulate);
             N = full;
@@ -147,7 +151,7 @@ static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t a
 CNNVIZ_HOT
 static void nt_plain(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
                      int accumulate) {
-    float *bt = malloc((size_t)K * N * sizeof *bt);
+    float *bt = no_copies ? NULL : malloc((size_t)K * N * sizeof *bt);
     if (!bt) {
         elements_plain(M, N, K, A, (size_t)lda, 1, B, 1, (size_t)ldb, C, (size_t)ldc, accumulate);
         return;

@@ -87,6 +87,9 @@ void cnnviz_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, c
                  int ldc, int accumulate);
 void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                           float *C, int ldc, int accumulate);
+/* Tests: 1 makes the portable products take their no-memory path (element
+ * by element, the same order) as if every copy's malloc failed; 0 undoes it. */
+void cnnviz_gemm_force_no_copies(int on);
 
 /* Dense's backward after its activation's (dense.c): din = dz·W^T (if
  * din), gw += in^T·dz and gb += dz's rows summed in order (each if not
