@@ -245,14 +245,22 @@ static void check_conv_forward(int H, int W, int C, int F, int k, int s, int sam
 }
 
 /* Run a check on the paths AVX-512 machines take (direct conv, Winograd,
- * 16-channel pooling) and on those AVX2 machines take (sgemm, plain
- * loops), whatever this CPU is (cnnviz_wide_vectors). */
+ * 16-channel pooling), on those AVX2 machines take (Winograd F(2x2, 3x3)
+ * in 8-float vectors, else sgemm and plain loops) and on those older CPUs
+ * take (sgemm, plain loops), whatever this CPU is (cnnviz_wide_vectors,
+ * cnnviz_avx2_vectors). */
+static void set_vectors(int wide, int avx2) {
+    cnnviz_force_wide_vectors(wide);
+    cnnviz_force_avx2_vectors(avx2);
+}
+
 static void both_vector_widths(void (*check)(void)) {
-    for (int wide = 0; wide < 2; wide++) {
-        cnnviz_force_wide_vectors(wide);
+    static const int modes[3][2] = {{1, 1}, {0, 1}, {0, 0}};
+    for (int i = 0; i < 3; i++) {
+        set_vectors(modes[i][0], modes[i][1]);
         check();
     }
-    cnnviz_force_wide_vectors(-1);
+    set_vectors(-1, -1);
 }
 
 static void conv_forward_matches_reference_body(void) {
@@ -276,6 +284,45 @@ static void conv_forward_matches_reference_body(void) {
 
 START_TEST(conv_forward_matches_reference) {
     both_vector_widths(conv_forward_matches_reference_body);
+}
+END_TEST
+
+/* Winograd F(2x2, 3x3) in 16-float (AVX-512) and in 8-float (AVX2)
+ * vectors: the same bits, for the seed net's second conv (odd output, edge
+ * tiles), same padding, 48 maps (the wide kernel's one-vector loop, the
+ * narrow one's main tile), no bias and several tile blocks, with ReLU. */
+static void winograd_widths_case(int H, int W, int C, int F, int same, int no_bias, int B) {
+    cnnviz_layer_spec spec = conv_spec(F, 3, 1, same ? CNNVIZ_PAD_SAME : CNNVIZ_PAD_VALID, CNNVIZ_ACT_RELU);
+    spec.no_bias = no_bias;
+    float *y[2];
+    size_t n = 0;
+    for (int wide = 1; wide >= 0; wide--) {
+        set_vectors(wide, 1);
+        rig r;
+        rig_make(&r, cnnviz_shape3(H, W, C), &spec, B, (uint64_t)(H * 31 + F));
+        n = (size_t)B * r.out_n;
+        y[wide] = malloc(n * sizeof(float));
+        memcpy(y[wide], cnnviz_forward(r.m, r.ws, r.x, B, -1, 0), n * sizeof(float));
+        rig_free(&r);
+    }
+    set_vectors(-1, -1);
+    size_t zeros = 0, first = n;
+    for (size_t i = 0; i < n; i++) {
+        zeros += y[0][i] == 0.0f;
+        if (first == n && memcmp(&y[0][i], &y[1][i], sizeof(float))) first = i;
+    }
+    ck_assert_msg(first == n, "winograd %dx%dx%d -> %d: 8-float vectors differ from 16-float ones at %zu (%.9g, %.9g)",
+                  H, W, C, F, first, first < n ? y[0][first] : 0.0, first < n ? y[1][first] : 0.0);
+    ck_assert_msg(zeros < n, "winograd %dx%dx%d -> %d: all zero", H, W, C, F);
+    free(y[0]);
+    free(y[1]);
+}
+
+START_TEST(winograd_widths_same_bits) {
+    winograd_widths_case(13, 13, 32, 64, 0, 0, 3);
+    winograd_widths_case(12, 12, 16, 16, 1, 0, 2);
+    winograd_widths_case(11, 10, 16, 48, 0, 1, 2);
+    winograd_widths_case(28, 28, 16, 32, 1, 0, 2);
 }
 END_TEST
 
@@ -1118,6 +1165,7 @@ static Suite *make_layers_suite(void) {
     TCase *t = tcase_create("forward");
     tcase_add_test(t, conv_forward_matches_reference);
     tcase_add_test(t, winograd_chooses_geometry);
+    tcase_add_test(t, winograd_widths_same_bits);
     tcase_add_test(t, conv_same_hand_computed);
     tcase_add_test(t, conv_same_even_kernel_pads_bottom_right);
     tcase_add_test(t, pool_forward_matches_reference);

@@ -18,6 +18,21 @@ int cnnviz_wide_vectors(void) {
 #endif
 }
 
+static int forced_avx2 = -1;
+
+void cnnviz_force_avx2_vectors(int on) { forced_avx2 = on < 0 ? -1 : on != 0; }
+
+int cnnviz_avx2_vectors(void) {
+    if (forced_avx2 >= 0) return forced_avx2;
+#ifdef CNNVIZ_CLONES
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#elif defined(__AVX2__) && defined(__FMA__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void *cnnviz_layer_alloc(size_t size, const cnnviz_layer_ops *ops, cnnviz_error *err) {
     cnnviz_layer *l = calloc(1, size);
     if (!l) {

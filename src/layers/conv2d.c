@@ -1513,10 +1513,12 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     cnnviz_window_geometry(c->W, c->kw, c->sw, spec->padding, &c->OW, &c->pad_left);
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
-    /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors) */
+    /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors);
+     * Winograd F(2x2, 3x3) also has an AVX2 version (cnnviz_avx2_vectors) */
     int wide = cnnviz_wide_vectors();
     c->direct = wide && c->K <= DIRECT_MAX_K;
-    if (wide && !c->direct && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+    if ((wide || cnnviz_avx2_vectors()) && !c->direct &&
+        cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
         c->winograd = 2;
     else if (wide && !c->direct && cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
         c->winograd = 3;

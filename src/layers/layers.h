@@ -49,6 +49,13 @@ int cnnviz_wide_vectors(void);
 /* Tests: 1 or 0 makes layers built from now on take the wide or the
  * narrow paths whatever the CPU; -1 goes back to asking the CPU. */
 void cnnviz_force_wide_vectors(int wide);
+/* Whether this CPU runs 8-float vectors in one register with FMA (AVX2,
+ * x86-64-v3 and later): where cnnviz_wide_vectors() is 0, the kernels
+ * written for them (so far Winograd F(2x2, 3x3)) take the place of the
+ * sgemm. Tests force it with cnnviz_force_avx2_vectors(0 or 1; -1: the CPU
+ * again). */
+int cnnviz_avx2_vectors(void);
+void cnnviz_force_avx2_vectors(int on);
 
 /* Keep short copy loops as loops (GCC would call memcpy for each). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -65,7 +72,9 @@ typedef int cnnviz_v16i __attribute__((vector_size(64)));
 typedef int cnnviz_v16iu __attribute__((vector_size(64), aligned(4)));
 /* 8 floats (one AVX2 register, two SSE ones), for the kernels' narrow
  * paths, where 16-float vectors with many accumulators spill */
+typedef float cnnviz_v8 __attribute__((vector_size(32)));
 typedef float cnnviz_v8u __attribute__((vector_size(32), aligned(4)));
+typedef int cnnviz_v8i __attribute__((vector_size(32)));
 
 /* the sum of a vector's lanes, in a fixed tree order */
 static inline float cnnviz_hsum16(cnnviz_v16 v) {

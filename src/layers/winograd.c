@@ -64,144 +64,46 @@ void cnnviz_winograd_weights(const float *restrict w, int C, int F, float *restr
         }
 }
 
-/* V[xi][r][c..c+16) = (B^T d B)[xi] for the 4x4 window at (y0, x0) of one
- * sample, zeros outside, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-static inline __attribute__((always_inline)) void
-input_tile(const float *restrict in, int H, int W, int C, int y0, int x0, float *restrict v, size_t xi_stride) {
-    int inside = y0 >= 0 && y0 + 4 <= H && x0 >= 0 && x0 + 4 <= W;
-    for (int c = 0; c < C; c += 16) {
-        cnnviz_v16 d[4][4], t[4][4];
-        if (inside) {
-            const float *p = in + ((size_t)y0 * W + x0) * C + c;
-            #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                #pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) d[i][j] = *(const cnnviz_v16u *)(p + ((size_t)i * W + j) * C);
-        } else {
-            #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                #pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) {
-                    int y = y0 + i, x = x0 + j;
-                    d[i][j] = y >= 0 && y < H && x >= 0 && x < W
-                                  ? *(const cnnviz_v16u *)(in + ((size_t)y * W + x) * C + c)
-                                  : (cnnviz_v16){0};
-                }
-        }
-        #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
-        }
-        /* unrolled, so GCC keeps t and r in registers instead of storing r
-         * to the stack and copying it out in a loop */
-        #pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            cnnviz_v16 r[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
-            #pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) *(cnnviz_v16u *)(v + (size_t)(i * 4 + j) * xi_stride + c) = r[j];
-        }
-    }
-}
+/* The sample kernel, once for AVX-512's 16-float vectors and once for
+ * AVX2's 8-float ones (winograd2-kernel.h); both give the same bits. */
+#define WK_V cnnviz_v16
+#define WK_VU cnnviz_v16u
+#define WK_VI cnnviz_v16i
+#define WK_L 16
+#define WK_NV 4
+#define WK_NAME(x) x##_v16
+#define WK_TARGET CNNVIZ_HOT
+#include "winograd2-kernel.h"
+#undef WK_V
+#undef WK_VU
+#undef WK_VI
+#undef WK_L
+#undef WK_NV
+#undef WK_NAME
+#undef WK_TARGET
 
-/* m (rows, F) = v (rows, C) . u (C, F), four rows and 64 maps at a time
- * in sixteen named accumulators (GCC keeps an array of them in memory). */
-static inline __attribute__((always_inline)) void
-product(const float *restrict v, const float *restrict u, float *restrict m, int rows, int C, int F) {
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const float *v0 = v + (size_t)r * C, *v1 = v0 + C, *v2 = v1 + C, *v3 = v2 + C;
-        float *m0 = m + (size_t)r * F, *m1 = m0 + F, *m2 = m1 + F, *m3 = m2 + F;
-        int f = 0;
-        for (; f + 64 <= F; f += 64) {
-            cnnviz_v16 a00 = {0}, a01 = {0}, a02 = {0}, a03 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a13 = {0};
-            cnnviz_v16 a20 = {0}, a21 = {0}, a22 = {0}, a23 = {0}, a30 = {0}, a31 = {0}, a32 = {0}, a33 = {0};
-            const float *uc = u + f;
-            for (int c = 0; c < C; c++, uc += F) {
-                cnnviz_v16 b0 = *(const cnnviz_v16u *)uc, b1 = *(const cnnviz_v16u *)(uc + 16);
-                cnnviz_v16 b2 = *(const cnnviz_v16u *)(uc + 32), b3 = *(const cnnviz_v16u *)(uc + 48);
-                float x0 = v0[c], x1 = v1[c], x2 = v2[c], x3 = v3[c];
-                a00 += x0 * b0, a01 += x0 * b1, a02 += x0 * b2, a03 += x0 * b3;
-                a10 += x1 * b0, a11 += x1 * b1, a12 += x1 * b2, a13 += x1 * b3;
-                a20 += x2 * b0, a21 += x2 * b1, a22 += x2 * b2, a23 += x2 * b3;
-                a30 += x3 * b0, a31 += x3 * b1, a32 += x3 * b2, a33 += x3 * b3;
-            }
-#define STORE4(mr, a0, a1, a2, a3)                                                                                     \
-    *(cnnviz_v16u *)(mr + f) = a0, *(cnnviz_v16u *)(mr + f + 16) = a1, *(cnnviz_v16u *)(mr + f + 32) = a2,           \
-    *(cnnviz_v16u *)(mr + f + 48) = a3
-            STORE4(m0, a00, a01, a02, a03);
-            STORE4(m1, a10, a11, a12, a13);
-            STORE4(m2, a20, a21, a22, a23);
-            STORE4(m3, a30, a31, a32, a33);
-#undef STORE4
-        }
-        for (; f < F; f += 16) {
-            cnnviz_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int c = 0; c < C; c++) {
-                cnnviz_v16 b = *(const cnnviz_v16u *)(u + (size_t)c * F + f);
-                a0 += v0[c] * b, a1 += v1[c] * b, a2 += v2[c] * b, a3 += v3[c] * b;
-            }
-            *(cnnviz_v16u *)(m0 + f) = a0, *(cnnviz_v16u *)(m1 + f) = a1;
-            *(cnnviz_v16u *)(m2 + f) = a2, *(cnnviz_v16u *)(m3 + f) = a3;
-        }
-    }
-    for (; r < rows; r++)
-        for (int f = 0; f < F; f += 16) {
-            cnnviz_v16 acc = {0};
-            for (int c = 0; c < C; c++) acc += v[(size_t)r * C + c] * *(const cnnviz_v16u *)(u + (size_t)c * F + f);
-            *(cnnviz_v16u *)(m + (size_t)r * F + f) = acc;
-        }
-}
+#define WK_V cnnviz_v8
+#define WK_VU cnnviz_v8u
+#define WK_VI cnnviz_v8i
+#define WK_L 8
+#define WK_NV 2
+#define WK_NAME(x) x##_v8
+#define WK_TARGET CNNVIZ_HOT
+#include "winograd2-kernel.h"
+#undef WK_V
+#undef WK_VU
+#undef WK_VI
+#undef WK_L
+#undef WK_NV
+#undef WK_NAME
+#undef WK_TARGET
 
-/* out's 2x2 block at (y0, x0) from M[xi][r], A^T = [1 1 1 0; 0 1 -1 -1], plus bias, ReLU. */
-static inline __attribute__((always_inline)) void
-output_tile(const float *restrict m, size_t xi_stride, int F, const float *restrict bias, int relu, float *restrict out,
-            int OH, int OW, int y0, int x0) {
-    int ny = OH - y0 < 2 ? OH - y0 : 2, nx = OW - x0 < 2 ? OW - x0 : 2;
-    for (int f = 0; f < F; f += 16) {
-        cnnviz_v16 a[16], t[2][4];
-        #pragma GCC unroll 16
-        for (int xi = 0; xi < 16; xi++) a[xi] = *(const cnnviz_v16u *)(m + (size_t)xi * xi_stride + f);
-        #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            t[0][j] = a[j] + a[4 + j] + a[8 + j];
-            t[1][j] = a[4 + j] - a[8 + j] - a[12 + j];
-        }
-        cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : (cnnviz_v16){0};
-        for (int i = 0; i < ny; i++) {
-            cnnviz_v16 y[2] = {t[i][0] + t[i][1] + t[i][2] + b, t[i][1] - t[i][2] - t[i][3] + b};
-            for (int j = 0; j < nx; j++) {
-                cnnviz_v16 z = y[j];
-                if (relu) z = (cnnviz_v16)((cnnviz_v16i)z & (cnnviz_v16i)(z > (cnnviz_v16){0}));
-                *(cnnviz_v16u *)(out + ((size_t)(y0 + i) * OW + x0 + j) * F + f) = z;
-            }
-        }
-    }
-}
-
-CNNVIZ_HOT
 void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
                             const float *bias, int relu, float *out, int OH, int OW, int F, float *block) {
-    int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW;
-    size_t vs = plane(C), ms = plane(F), cf = (size_t)C * F;
-    float *v = block, *m = block + 16 * vs;
-    /* blocks of about equal size, a multiple of the kernel's four rows */
-    int nblocks = (T + TILE_BLOCK - 1) / TILE_BLOCK, per = ((T + nblocks - 1) / nblocks + 3) / 4 * 4;
-    if (per > TILE_BLOCK) per = TILE_BLOCK;
-    for (int t0 = 0; t0 < T; t0 += per) {
-        int nt = T - t0 < per ? T - t0 : per;
-        for (int r = 0; r < nt; r++) {
-            int ty = (t0 + r) / TW, tx = (t0 + r) % TW;
-            input_tile(in, H, W, C, 2 * ty - pad_top, 2 * tx - pad_left, v + (size_t)r * C, vs);
-        }
-        for (int xi = 0; xi < 16; xi++) product(v + xi * vs, u + xi * cf, m + xi * ms, nt, C, F);
-        for (int r = 0; r < nt; r++) {
-            int ty = (t0 + r) / TW, tx = (t0 + r) % TW;
-            output_tile(m + (size_t)r * F, ms, F, bias, relu, out, OH, OW, 2 * ty, 2 * tx);
-        }
-    }
+    if (cnnviz_wide_vectors())
+        sample_v16(in, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, block);
+    else
+        sample_v8(in, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, block);
 }
 
 /* --- F(3x3, 3x3) ----------------------------------------------------------
@@ -374,7 +276,7 @@ void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int 
     for (int t0 = 0; t0 < T; t0 += TILE_BLOCK) {
         int nt = T - t0 < TILE_BLOCK ? T - t0 : TILE_BLOCK;
         w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
-        for (int xi = 0; xi < 25; xi++) product(v + xi * vs, u + xi * us, m + xi * ms, nt, C, F);
+        for (int xi = 0; xi < 25; xi++) product_v16(v + xi * vs, u + xi * us, m + xi * ms, nt, C, F);
         for (int r = 0; r < nt; r++) {
             w3_row q = w3_row_at(t0 + r, TH, TW);
             int ny = OH - q.y0 < 3 ? OH - q.y0 : 3, nx = OW - q.x0 < 3 ? OW - q.x0 : 3;
@@ -474,7 +376,7 @@ void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, 
         }
         if (!din) continue;
         /* dV = dM . U^T, then dX = B dV B^T added into the window */
-        for (int xi = 0; xi < 25; xi++) product(m + xi * ms, ut + xi * us, v + xi * vs, nt, F, C);
+        for (int xi = 0; xi < 25; xi++) product_v16(m + xi * ms, ut + xi * us, v + xi * vs, nt, F, C);
         for (int r = 0; r < nt; r++) {
             w3_row q = w3_row_at(t0 + r, TH, TW);
             float *dx = din + q.b * isz;
