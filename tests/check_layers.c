@@ -287,19 +287,16 @@ START_TEST(conv_forward_matches_reference) {
 }
 END_TEST
 
-/* Winograd F(2x2, 3x3) in 16-float (AVX-512) and in 8-float (AVX2)
- * vectors: the same bits, for the seed net's second conv (odd output, edge
- * tiles), same padding, 48 maps (the wide kernel's one-vector loop, the
- * narrow one's main tile), no bias and several tile blocks, with ReLU. */
-static void winograd_widths_case(int H, int W, int C, int F, int same, int no_bias, int B) {
-    cnnviz_layer_spec spec = conv_spec(F, 3, 1, same ? CNNVIZ_PAD_SAME : CNNVIZ_PAD_VALID, CNNVIZ_ACT_RELU);
-    spec.no_bias = no_bias;
+/* A layer's forward in 16-float (AVX-512) and in 8-float (AVX2) vectors:
+ * the same bits, and not all zero. */
+static void forward_widths_same_bits(const char *what, cnnviz_shape in, const cnnviz_layer_spec *spec, int B,
+                                     uint64_t seed) {
     float *y[2];
     size_t n = 0;
     for (int wide = 1; wide >= 0; wide--) {
         set_vectors(wide, 1);
         rig r;
-        rig_make(&r, cnnviz_shape3(H, W, C), &spec, B, (uint64_t)(H * 31 + F));
+        rig_make(&r, in, spec, B, seed);
         n = (size_t)B * r.out_n;
         y[wide] = malloc(n * sizeof(float));
         memcpy(y[wide], cnnviz_forward(r.m, r.ws, r.x, B, -1, 0), n * sizeof(float));
@@ -311,18 +308,38 @@ static void winograd_widths_case(int H, int W, int C, int F, int same, int no_bi
         zeros += y[0][i] == 0.0f;
         if (first == n && memcmp(&y[0][i], &y[1][i], sizeof(float))) first = i;
     }
-    ck_assert_msg(first == n, "winograd %dx%dx%d -> %d: 8-float vectors differ from 16-float ones at %zu (%.9g, %.9g)",
-                  H, W, C, F, first, first < n ? y[0][first] : 0.0, first < n ? y[1][first] : 0.0);
-    ck_assert_msg(zeros < n, "winograd %dx%dx%d -> %d: all zero", H, W, C, F);
+    ck_assert_msg(first == n, "%s: 8-float vectors differ from 16-float ones at %zu (%.9g, %.9g)", what, first,
+                  first < n ? y[0][first] : 0.0, first < n ? y[1][first] : 0.0);
+    ck_assert_msg(zeros < n, "%s: all zero", what);
     free(y[0]);
     free(y[1]);
 }
 
-START_TEST(winograd_widths_same_bits) {
-    winograd_widths_case(13, 13, 32, 64, 0, 0, 3);
-    winograd_widths_case(12, 12, 16, 16, 1, 0, 2);
-    winograd_widths_case(11, 10, 16, 48, 0, 1, 2);
-    winograd_widths_case(28, 28, 16, 32, 1, 0, 2);
+static void conv_widths_case(int H, int W, int C, int F, int k, int s, int same, int no_bias, int relu, int B) {
+    cnnviz_layer_spec spec = conv_spec(F, k, s, same ? CNNVIZ_PAD_SAME : CNNVIZ_PAD_VALID,
+                                       relu ? CNNVIZ_ACT_RELU : CNNVIZ_ACT_LINEAR);
+    spec.no_bias = no_bias;
+    char what[96];
+    snprintf(what, sizeof what, "conv %dx%dx%d -> %d k%d s%d %s", H, W, C, F, k, s, same ? "same" : "valid");
+    forward_widths_same_bits(what, cnnviz_shape3(H, W, C), &spec, B, (uint64_t)(H * 31 + F));
+}
+
+/* Winograd F(2x2, 3x3): the seed net's second conv (odd output, edge
+ * tiles), same padding, 48 maps (the wide kernel's one-vector loop, the
+ * narrow one's main tile), no bias and several tile blocks. The direct
+ * conv (K <= 16): 64 maps (both widths' two-vector loop), 36 and 20 (a
+ * scalar tail), 24 (the narrow one's one-vector loop, the wide one's
+ * scalar tail), same padding (gathered windows), stride 2, two channels. */
+START_TEST(conv_widths_same_bits) {
+    conv_widths_case(13, 13, 32, 64, 3, 1, 0, 0, 1, 3);
+    conv_widths_case(12, 12, 16, 16, 3, 1, 1, 0, 1, 2);
+    conv_widths_case(11, 10, 16, 48, 3, 1, 0, 1, 1, 2);
+    conv_widths_case(28, 28, 16, 32, 3, 1, 1, 0, 1, 2);
+    conv_widths_case(12, 10, 1, 64, 3, 1, 0, 0, 1, 3);
+    conv_widths_case(12, 10, 1, 36, 3, 1, 0, 0, 0, 2);
+    conv_widths_case(9, 8, 1, 20, 3, 2, 1, 0, 1, 2);
+    conv_widths_case(9, 9, 1, 24, 3, 1, 1, 1, 0, 2);
+    conv_widths_case(9, 8, 2, 20, 2, 1, 1, 0, 1, 3);
 }
 END_TEST
 
@@ -909,7 +926,7 @@ START_TEST(winograd3_training_matches_reference) {
 END_TEST
 
 /* The first Conv2D(relu) and the MaxPooling2D after it run as one pass in
- * training (cnnviz_conv_pool_forward/backward, where the CPU has AVX-512):
+ * training (cnnviz_conv_pool_forward/backward, where the CPU has AVX-512 or AVX2):
  * against the same net with a Dropout(0) after the pooling, which keeps
  * the driver on its layer-by-layer path where each layer runs alone. The
  * pooled output and the conv's output (made again on request) are the
@@ -939,7 +956,7 @@ static cnnviz_model *conv_pool_net(int dropout, cnnviz_error *err) {
     return m;
 }
 
-START_TEST(conv_pool_fused_matches_separate) {
+static void conv_pool_fused_matches_separate_body(void) {
     cnnviz_error err;
     enum { B = 21 };
     cnnviz_model *a = conv_pool_net(0, &err), *b = conv_pool_net(1, &err);
@@ -978,6 +995,48 @@ START_TEST(conv_pool_fused_matches_separate) {
     cnnviz_model_free(a);
     cnnviz_model_free(b);
     free(x), free(dy), free(dxa), free(dxb);
+}
+
+START_TEST(conv_pool_fused_matches_separate) {
+    both_vector_widths(conv_pool_fused_matches_separate_body);
+}
+END_TEST
+
+/* The fused pass in 16-float (AVX-512) and 8-float (AVX2) vectors: the
+ * same pooled values, window positions and kernel and bias gradients, bit
+ * for bit (conv_pool_fused_matches_separate checks their values). */
+START_TEST(conv_pool_widths_same_bits) {
+    enum { B = 5, NIN = B * 12 * 10, NPOOL = B * 5 * 4 * 64, NW = 9 * 64 };
+    cnnviz_error err;
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 91, 1);
+    float x[NIN], dp[NPOOL];
+    for (int i = 0; i < NIN; i++) x[i] = cnnviz_rng_uniform(&rng);
+    for (int i = 0; i < NPOOL; i++) dp[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
+    static float pooled[2][NPOOL], gw[2][NW], gb[2][64];
+    static int codes[2][NPOOL];
+    for (int wide = 1; wide >= 0; wide--) {
+        set_vectors(wide, 1);
+        cnnviz_model *m = conv_pool_net(0, &err);
+        ck_assert_msg(cnnviz_conv_pool_fusable(m->layers[0], m->layers[1]), "not fused (wide %d)", wide);
+        cnnviz_rng_seed(&rng, 92, 1);
+        for (size_t j = 0; j < m->num_params; j++) m->params[j] = 0.5f * (cnnviz_rng_uniform(&rng) - 0.4f);
+        cnnviz_conv_pool_forward(m->layers[0], x, pooled[wide], codes[wide], B);
+        memset(gw[wide], 0, sizeof gw[wide]);
+        memset(gb[wide], 0, sizeof gb[wide]);
+        cnnviz_conv_pool_backward(m->layers[0], x, pooled[wide], codes[wide], dp, B, gw[wide], gb[wide]);
+        cnnviz_model_free(m);
+    }
+    set_vectors(-1, -1);
+    ck_assert_msg(memcmp(pooled[0], pooled[1], sizeof pooled[0]) == 0, "pooled values differ");
+    ck_assert_msg(memcmp(codes[0], codes[1], sizeof codes[0]) == 0, "window positions differ");
+    ck_assert_msg(memcmp(gw[0], gw[1], sizeof gw[0]) == 0, "kernel gradients differ");
+    ck_assert_msg(memcmp(gb[0], gb[1], sizeof gb[0]) == 0, "bias gradients differ");
+    int nonzero = 0, spread = 0;
+    for (int j = 0; j < NW; j++) nonzero += gw[0][j] != 0.0f;
+    for (int i = 0; i < NPOOL; i++) spread |= 1 << (codes[0][i] & 3);
+    ck_assert_msg(nonzero > NW / 2 && spread == 15, "a degenerate case: %d nonzero gradients, positions %x", nonzero,
+                  spread);
 }
 END_TEST
 
@@ -1165,7 +1224,7 @@ static Suite *make_layers_suite(void) {
     TCase *t = tcase_create("forward");
     tcase_add_test(t, conv_forward_matches_reference);
     tcase_add_test(t, winograd_chooses_geometry);
-    tcase_add_test(t, winograd_widths_same_bits);
+    tcase_add_test(t, conv_widths_same_bits);
     tcase_add_test(t, conv_same_hand_computed);
     tcase_add_test(t, conv_same_even_kernel_pads_bottom_right);
     tcase_add_test(t, pool_forward_matches_reference);
@@ -1186,6 +1245,7 @@ static Suite *make_layers_suite(void) {
     tcase_add_test(t, sparse_conv_backward_matches_reference);
     tcase_add_test(t, winograd3_training_matches_reference);
     tcase_add_test(t, conv_pool_fused_matches_separate);
+    tcase_add_test(t, conv_pool_widths_same_bits);
     tcase_add_test(t, activation_layer_gradients);
     tcase_add_test(t, batchnorm_forward_and_gradients);
     tcase_add_test(t, dropout_inference_and_training);

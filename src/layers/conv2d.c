@@ -58,7 +58,10 @@ typedef struct {
     int kh, kw, sh, sw;
     int pad_top, pad_left;
     int K;             /* kh*kw*C */
-    int use_bias, direct;
+    int use_bias;
+    /* direct: the direct path forward and backward (AVX-512); direct_forward:
+     * its forward (AVX-512 or AVX2), the sgemm path's backward if not direct */
+    int direct, direct_forward;
     /* 2: forward by Winograd F(2x2, 3x3); 3: forward and backward by
      * F(3x3, 3x3) in training passes, sgemm otherwise (winograd.c); 0: neither */
     int winograd;
@@ -220,86 +223,61 @@ static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
     *lo = a, *hi = b;
 }
 
-#define RELU16(a) ((cnnviz_v16)((cnnviz_v16i)(a) & ((a) > zero)))
+/* The direct forward and the fused conv+pool pass in 16-float (AVX-512)
+ * and 8-float (AVX2) vectors (conv2d-direct-kernel.h). The fused pass is
+ * built for one target a width, taken only on CPUs that have it: GCC 12
+ * builds its compares lane by lane inside a target_clones clone (not for
+ * a plain target attribute). */
+#ifdef CNNVIZ_CLONES
+#define CONV_POOL_TARGET16 __attribute__((target("arch=x86-64-v4")))
+#define CONV_POOL_TARGET8 __attribute__((target("arch=x86-64-v3")))
+#else
+#define CONV_POOL_TARGET16
+#define CONV_POOL_TARGET8
+#endif
 
-/* a0..a3 (filters f..f+15) and c0..c3 (f+16..f+31) = bias + taps . w for
- * four windows starting at s0..s3: eight independent FMA chains, each
- * weight load feeding four. Shared by direct_pixels and the fused
- * conv+pool pass, whose pooled values must be the same bits. */
-static inline __attribute__((always_inline)) void
-direct_four(const float *s0, const float *s1, const float *s2, const float *s3, const int *restrict off, int K,
-            const float *restrict w, int F, int f, const float *bias, cnnviz_v16 *a0, cnnviz_v16 *a1, cnnviz_v16 *a2,
-            cnnviz_v16 *a3, cnnviz_v16 *c0, cnnviz_v16 *c1, cnnviz_v16 *c2, cnnviz_v16 *c3) {
-    const cnnviz_v16 zero = {0};
-    cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
-    cnnviz_v16 bb = bias ? *(const cnnviz_v16u *)(bias + f + 16) : zero;
-    cnnviz_v16 x0 = b, x1 = b, x2 = b, x3 = b, y0 = bb, y1 = bb, y2 = bb, y3 = bb;
-    for (int k = 0; k < K; k++) {
-        cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
-        cnnviz_v16 wu = *(const cnnviz_v16u *)(w + (size_t)k * F + f + 16);
-        int ok = off[k];
-        float v0 = s0[ok], v1 = s1[ok], v2 = s2[ok], v3 = s3[ok];
-        x0 += v0 * wv, y0 += v0 * wu;
-        x1 += v1 * wv, y1 += v1 * wu;
-        x2 += v2 * wv, y2 += v2 * wu;
-        x3 += v3 * wv, y3 += v3 * wu;
-    }
-    *a0 = x0, *a1 = x1, *a2 = x2, *a3 = x3, *c0 = y0, *c1 = y1, *c2 = y2, *c3 = y3;
-}
+#define DK_V cnnviz_v16
+#define DK_VU cnnviz_v16u
+#define DK_VI cnnviz_v16i
+#define DK_VIU cnnviz_v16iu
+#define DK_L 16
+#define DK_BG 2
+#define DK_NAME(x) x##_v16
+#define DK_TARGET CONV_POOL_TARGET16
+#include "conv2d-direct-kernel.h"
+#undef DK_V
+#undef DK_VU
+#undef DK_VI
+#undef DK_VIU
+#undef DK_L
+#undef DK_BG
+#undef DK_NAME
+#undef DK_TARGET
 
-/* out (n pixels, F) = act(taps · w (K, F) + bias) for n pixels whose
- * windows start pstride floats apart in src. Thirty-two filters by four
- * pixels at a time: eight independent FMA chains hide the FMA latency and
- * each weight load feeds four FMAs. */
-CNNVIZ_HOT
+#define DK_V cnnviz_v8
+#define DK_VU cnnviz_v8u
+#define DK_VI cnnviz_v8i
+#define DK_VIU cnnviz_v8iu
+#define DK_L 8
+#define DK_BG 1
+#define DK_NAME(x) x##_v8
+#define DK_TARGET CONV_POOL_TARGET8
+#include "conv2d-direct-kernel.h"
+#undef DK_V
+#undef DK_VU
+#undef DK_VI
+#undef DK_VIU
+#undef DK_L
+#undef DK_BG
+#undef DK_NAME
+#undef DK_TARGET
+
 static void direct_pixels(const float *src, size_t pstride, int n, const int *restrict off, int K,
                           const float *restrict w, int F, const float *bias, int relu, float *restrict out) {
-    const cnnviz_v16 zero = {0};
-    for (int p0 = 0; p0 < n; p0 += 4) {
-        int np = n - p0 < 4 ? n - p0 : 4;
-        /* pixels past the end repeat the first one: computed, never stored */
-        const float *s0 = src + (size_t)p0 * pstride;
-        const float *s1 = s0 + (np > 1 ? pstride : 0);
-        const float *s2 = s0 + (np > 2 ? 2 * pstride : 0);
-        const float *s3 = s0 + (np > 3 ? 3 * pstride : 0);
-        float *o = out + (size_t)p0 * F;
-        int f = 0;
-        for (; f + 32 <= F; f += 32) {
-            cnnviz_v16 a0, a1, a2, a3, c0, c1, c2, c3;
-            direct_four(s0, s1, s2, s3, off, K, w, F, f, bias, &a0, &a1, &a2, &a3, &c0, &c1, &c2, &c3);
-            if (relu) {
-                a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
-                c0 = RELU16(c0), c1 = RELU16(c1), c2 = RELU16(c2), c3 = RELU16(c3);
-            }
-            *(cnnviz_v16u *)(o + f) = a0, *(cnnviz_v16u *)(o + f + 16) = c0;
-            if (np > 1) *(cnnviz_v16u *)(o + F + f) = a1, *(cnnviz_v16u *)(o + F + f + 16) = c1;
-            if (np > 2) *(cnnviz_v16u *)(o + 2 * F + f) = a2, *(cnnviz_v16u *)(o + 2 * F + f + 16) = c2;
-            if (np > 3) *(cnnviz_v16u *)(o + 3 * F + f) = a3, *(cnnviz_v16u *)(o + 3 * F + f + 16) = c3;
-        }
-        for (; f + 16 <= F; f += 16) {
-            cnnviz_v16 b = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
-            cnnviz_v16 a0 = b, a1 = b, a2 = b, a3 = b;
-            for (int k = 0; k < K; k++) {
-                cnnviz_v16 wv = *(const cnnviz_v16u *)(w + (size_t)k * F + f);
-                int ok = off[k];
-                a0 += s0[ok] * wv;
-                a1 += s1[ok] * wv;
-                a2 += s2[ok] * wv;
-                a3 += s3[ok] * wv;
-            }
-            if (relu) a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
-            *(cnnviz_v16u *)(o + f) = a0;
-            if (np > 1) *(cnnviz_v16u *)(o + F + f) = a1;
-            if (np > 2) *(cnnviz_v16u *)(o + 2 * F + f) = a2;
-            if (np > 3) *(cnnviz_v16u *)(o + 3 * F + f) = a3;
-        }
-        for (int q = 0; q < np; q++)
-            for (int g = f; g < F; g++) {
-                float acc = bias ? bias[g] : 0.0f;
-                for (int k = 0; k < K; k++) acc += s0[q * pstride + off[k]] * w[(size_t)k * F + g];
-                o[(size_t)q * F + g] = relu && acc < 0.0f ? 0.0f : acc;
-            }
-    }
+    if (cnnviz_wide_vectors())
+        direct_pixels_v16(src, pstride, n, off, K, w, F, bias, relu, out);
+    else
+        direct_pixels_v8(src, pstride, n, off, K, w, F, bias, relu, out);
 }
 
 /* One sample: interior runs of each output row in one call, windows over
@@ -520,121 +498,42 @@ static void conv2d_forward_direct(const conv2d_layer *c, const float *in, float 
  * backward sends each pooled gradient, where the maximum is above zero
  * (the ReLU's backward), to its window position and sums the kernel
  * gradient from there. The conv's own output is never written. */
-/* GCC 12 builds the compares of these kernels lane by lane inside a
- * target_clones clone (not for a plain target attribute): one AVX-512
- * version, taken only on CPUs that have it */
+/* the width of the fused kernels this CPU runs: 16, 8, or 0 (none) */
+static int conv_pool_width(void) {
 #ifdef CNNVIZ_CLONES
-#define CONV_POOL_TARGET __attribute__((target("arch=x86-64-v4")))
-static int conv_pool_cpu(void) { return __builtin_cpu_supports("x86-64-v4"); }
+    if (cnnviz_wide_vectors() && __builtin_cpu_supports("x86-64-v4")) return 16;
+    if (cnnviz_avx2_vectors() && __builtin_cpu_supports("x86-64-v3")) return 8;
+    return 0;
 #else
-#define CONV_POOL_TARGET
-static int conv_pool_cpu(void) { return 1; }
+    return cnnviz_wide_vectors() ? 16 : cnnviz_avx2_vectors() ? 8 : 0;
 #endif
+}
 
 int cnnviz_conv_pool_fusable(const cnnviz_layer *l, const cnnviz_layer *pool) {
-    if (!conv_pool_cpu()) return 0;
+    if (!conv_pool_width()) return 0;
     if (l->type != CNNVIZ_LAYER_CONV2D || pool->type != CNNVIZ_LAYER_MAXPOOL2D) return 0;
     const conv2d_layer *c = (const conv2d_layer *)l;
     const cnnviz_layer_spec *ps = &pool->spec;
     int sh = ps->strides[0] ? ps->strides[0] : ps->pool[0], sw = ps->strides[1] ? ps->strides[1] : ps->pool[1];
-    return c->direct && direct_weight_grad9_ok(c) && c->sh == 1 && c->sw == 1 && c->C == 1 &&
+    return c->direct_forward && direct_weight_grad9_ok(c) && c->sh == 1 && c->sw == 1 && c->C == 1 &&
            l->activation == CNNVIZ_ACT_RELU && ps->pool[0] == 2 && ps->pool[1] == 2 && sh == 2 && sw == 2 &&
            ps->padding == CNNVIZ_PAD_VALID && pool->out_shape.dim[0] == c->OH / 2 &&
            pool->out_shape.dim[1] == c->OW / 2;
 }
 
-/* the 32 filters from f of a window's four outputs (ReLU'd) a0..a3 (first
- * 16) and c0..c3: their maximum into o, the position of the first maximum
- * into code */
-#define MAX4_STEP(m, k, v, idx)                                                                                        \
-    do {                                                                                                               \
-        cnnviz_v16i gt_ = (v) > (m);                                                                                   \
-        m = (cnnviz_v16)(((cnnviz_v16i)(v) & gt_) | ((cnnviz_v16i)(m) & ~gt_));                                        \
-        k = ((idx) & gt_) | (k & ~gt_);                                                                                \
-    } while (0)
-#define MAX4(m, k, v0, v1, v2, v3)                                                                                     \
-    do {                                                                                                               \
-        m = v0, k = (cnnviz_v16i){0};                                                                                  \
-        MAX4_STEP(m, k, v1, one);                                                                                      \
-        MAX4_STEP(m, k, v2, two);                                                                                      \
-        MAX4_STEP(m, k, v3, three);                                                                                    \
-    } while (0)
-
-CONV_POOL_TARGET
 void cnnviz_conv_pool_forward(const cnnviz_layer *l, const float *in, float *pooled, int *codes, int nb) {
-    const conv2d_layer *c = (const conv2d_layer *)l;
-    const float *w = l->param[0].data, *bias = c->use_bias ? l->param[1].data : NULL;
-    int PH = c->OH / 2, PW = c->OW / 2, F = c->F, W = c->W;
-    int off[DIRECT_MAX_K], identity[DIRECT_MAX_K];
-    tap_tables(c, off, identity);
-    const cnnviz_v16 zero = {0};
-    const cnnviz_v16i one = (cnnviz_v16i){0} + 1, two = one + 1, three = two + 1;
-    for (int b = 0; b < nb; b++) {
-        const float *x = in + (size_t)b * in_floats(c);
-        size_t o = (size_t)b * PH * PW * F;
-        for (int py = 0; py < PH; py++)
-            for (int px = 0; px < PW; px++, o += F) {
-                const float *s0 = x + (size_t)(2 * py) * W + 2 * px, *s1 = s0 + 1, *s2 = s0 + W, *s3 = s2 + 1;
-                for (int f = 0; f < F; f += 32) {
-                    cnnviz_v16 a0, a1, a2, a3, c0, c1, c2, c3;
-                    direct_four(s0, s1, s2, s3, off, 9, w, F, f, bias, &a0, &a1, &a2, &a3, &c0, &c1, &c2, &c3);
-                    a0 = RELU16(a0), a1 = RELU16(a1), a2 = RELU16(a2), a3 = RELU16(a3);
-                    c0 = RELU16(c0), c1 = RELU16(c1), c2 = RELU16(c2), c3 = RELU16(c3);
-                    cnnviz_v16 m, n;
-                    cnnviz_v16i k, q;
-                    MAX4(m, k, a0, a1, a2, a3);
-                    MAX4(n, q, c0, c1, c2, c3);
-                    *(cnnviz_v16u *)(pooled + o + f) = m, *(cnnviz_v16u *)(pooled + o + f + 16) = n;
-                    *(cnnviz_v16iu *)(codes + o + f) = k, *(cnnviz_v16iu *)(codes + o + f + 16) = q;
-                }
-            }
-    }
+    if (conv_pool_width() == 16)
+        conv_pool_forward_v16((const conv2d_layer *)l, in, pooled, codes, nb);
+    else
+        conv_pool_forward_v8((const conv2d_layer *)l, in, pooled, codes, nb);
 }
-#undef MAX4
-#undef MAX4_STEP
 
-CONV_POOL_TARGET
-void cnnviz_conv_pool_backward(const cnnviz_layer *l, const float *in, const float *pooled,
-                               const int *codes, const float *dpooled, int nb, float *gw, float *gb) {
-    const conv2d_layer *c = (const conv2d_layer *)l;
-    int PH = c->OH / 2, PW = c->OW / 2, F = c->F, W = c->W;
-    int off[DIRECT_MAX_K], identity[DIRECT_MAX_K];
-    tap_tables(c, off, identity);
-    const cnnviz_v16 zero = {0};
-    for (int f = 0; f < F; f += 32) {
-        cnnviz_v16 a[9], e[9], sd = zero, se = zero;
-        #pragma GCC unroll 9
-        for (int j = 0; j < 9; j++) a[j] = zero, e[j] = zero;
-        for (int b = 0; b < nb; b++) {
-            const float *x = in + (size_t)b * in_floats(c);
-            size_t o = (size_t)b * PH * PW * F + f;
-            for (int py = 0; py < PH; py++)
-                for (int px = 0; px < PW; px++, o += F) {
-                    /* a maximum of zero passes nothing: the ReLU's slope there */
-                    cnnviz_v16i md = *(const cnnviz_v16u *)(pooled + o) > zero;
-                    cnnviz_v16i me = *(const cnnviz_v16u *)(pooled + o + 16) > zero;
-                    cnnviz_v16 d = (cnnviz_v16)((cnnviz_v16i) * (const cnnviz_v16u *)(dpooled + o) & md);
-                    cnnviz_v16 g = (cnnviz_v16)((cnnviz_v16i) * (const cnnviz_v16u *)(dpooled + o + 16) & me);
-                    cnnviz_v16i kd = *(const cnnviz_v16iu *)(codes + o), kg = *(const cnnviz_v16iu *)(codes + o + 16);
-                    sd += d, se += g;
-                    const float *s0 = x + (size_t)(2 * py) * W + 2 * px;
-                    #pragma GCC unroll 4
-                    for (int t = 0; t < 4; t++) {
-                        const float *cp = s0 + (t >> 1) * W + (t & 1);
-                        cnnviz_v16 dt = (cnnviz_v16)((cnnviz_v16i)d & (kd == t));
-                        cnnviz_v16 gt = (cnnviz_v16)((cnnviz_v16i)g & (kg == t));
-                        #pragma GCC unroll 9
-                        for (int j = 0; j < 9; j++) a[j] += cp[off[j]] * dt, e[j] += cp[off[j]] * gt;
-                    }
-                }
-        }
-        #pragma GCC unroll 9
-        for (int j = 0; j < 9; j++) {
-            *(cnnviz_v16u *)(gw + (size_t)j * F + f) += a[j];
-            *(cnnviz_v16u *)(gw + (size_t)j * F + f + 16) += e[j];
-        }
-        if (gb) *(cnnviz_v16u *)(gb + f) += sd, *(cnnviz_v16u *)(gb + f + 16) += se;
-    }
+void cnnviz_conv_pool_backward(const cnnviz_layer *l, const float *in, const float *pooled, const int *codes,
+                               const float *dpooled, int nb, float *gw, float *gb) {
+    if (conv_pool_width() == 16)
+        conv_pool_backward_v16((const conv2d_layer *)l, in, pooled, codes, dpooled, nb, gw, gb);
+    else
+        conv_pool_backward_v8((const conv2d_layer *)l, in, pooled, codes, dpooled, nb, gw, gb);
 }
 
 /* --- the im2col + sgemm path ------------------------------------------- */
@@ -715,7 +614,7 @@ static void conv2d_forward_winograd(const conv2d_layer *c, const float *in, floa
 
 static void conv2d_forward(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p) {
     const conv2d_layer *c = (const conv2d_layer *)l;
-    if (c->direct)
+    if (c->direct_forward)
         conv2d_forward_direct(c, in, out, B);
     else if (c->winograd == 2 || (c->winograd == 3 && p->training))
         conv2d_forward_winograd(c, in, out, B, p);
@@ -1108,187 +1007,71 @@ static size_t window_at(const conv2d_layer *c, int q) {
     return ((size_t)(q / c->OW) * c->sh * c->W + (size_t)(q % c->OW) * c->sw) * c->C;
 }
 
-/* sparse_weight_grad reading the windows straight from the input instead
- * of columns: every window inside the input (no padding) and a window row
- * of NV vectors (kw*C = 16*NV floats). woff[p] is row p's window in `in`. */
-static inline __attribute__((always_inline)) void
-sparse_weight_grad_windows_nv(const conv2d_layer *c, const float *restrict in, const float *restrict dz, int rows,
-                              float *restrict dwt, int *restrict lp, float *restrict lv, const int NV) {
-    int F = c->F, K = c->K, seg = c->kw * c->C, rstride = c->W * c->C;
-    int ohw = c->OH * c->OW;
-    int off[SPARSE_TILE];
-    for (int p0 = 0; p0 < rows; p0 += SPARSE_TILE) {
-        int pn = rows - p0 < SPARSE_TILE ? rows - p0 : SPARSE_TILE;
-        for (int i = 0; i < pn; i++) {
-            int p = p0 + i;
-            off[i] = (int)((size_t)(p / ohw) * in_floats(c) + window_at(c, p % ohw));
-        }
-        for (int f = 0; f < F; f++) {
-            int n = 0;
-            for (int i = 0; i < pn; i++) {
-                float v = dz[(size_t)(p0 + i) * F + f];
-                lp[n] = off[i], lv[n] = v, n += v != 0.0f;
-            }
-            if (!n) continue;
-            float *out = dwt + (size_t)f * K;
-            for (int ky = 0; ky < c->kh; ky++) {
-                float *o = out + (size_t)ky * seg;
-                cnnviz_v16 a[16];
-                #pragma GCC unroll 16
-                for (int i = 0; i < NV; i++) a[i] = *(const cnnviz_v16u *)(o + 16 * i);
-                for (int j = 0; j < n; j++) {
-                    const float *src = in + lp[j] + (size_t)ky * rstride;
-                    float v = lv[j];
-                    #pragma GCC unroll 16
-                    for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(src + 16 * i);
-                }
-                #pragma GCC unroll 16
-                for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(o + 16 * i) = a[i];
-            }
-        }
-    }
-}
+/* The kernels that read the windows straight from the input, in 16-float
+ * (AVX-512) and 8-float (AVX2) vectors (conv2d-sparse-kernel.h). */
+#define SK_V cnnviz_v16
+#define SK_VU cnnviz_v16u
+#define SK_L 16
+#define SK_RP 3
+#define SK_NAME(x) x##_v16
+#include "conv2d-sparse-kernel.h"
+#undef SK_V
+#undef SK_VU
+#undef SK_L
+#undef SK_RP
+#undef SK_NAME
 
-CNNVIZ_HOT
+#define SK_V cnnviz_v8
+#define SK_VU cnnviz_v8u
+#define SK_L 8
+#define SK_RP 1
+#define SK_NAME(x) x##_v8
+#include "conv2d-sparse-kernel.h"
+#undef SK_V
+#undef SK_VU
+#undef SK_L
+#undef SK_RP
+#undef SK_NAME
+
+/* dwt (F, K) (+)= the kernel gradient as sparse_weight_grad sums it, from
+ * the windows in `in` (every window inside the input, a window row of
+ * kw*C = 32, 64, 96 or 128 floats) */
 static void sparse_weight_grad_windows(const conv2d_layer *c, const float *restrict in, const float *restrict dz,
                                        int rows, float *restrict dwt, int acc, int *restrict lp, float *restrict lv) {
     if (!acc) memset(dwt, 0, (size_t)c->F * c->K * sizeof *dwt);
-    switch (c->kw * c->C / 16) {
-    case 2: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 2); break;
-    case 4: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 4); break;
-    case 6: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 6); break;
-    default: sparse_weight_grad_windows_nv(c, in, dz, rows, dwt, lp, lv, 8); break;
-    }
-}
-
-/* sparse_weight_grad_windows from the row lists of nonzero_rows, turned
- * per sample into lists by filter (cp/cv, OH*OW*F entries; pos 2F ints),
- * so that a filter's whole kernel gradient, 3*NV vectors, stays in
- * registers over all its nonzeros in the sample instead of being loaded
- * and stored again for every 24-row tile and window row, while the
- * sample's input (its windows) stays in L1. The same sums in the same
- * order (each filter's rows in row order), so the same bits. */
-static inline __attribute__((always_inline)) void
-sparse_weight_grad_filters_nv(const conv2d_layer *c, const float *restrict in, int rows, const int *restrict rs,
-                              const int *restrict lf, const float *restrict lv, float *restrict dwt,
-                              int *restrict pos, int *restrict cp, float *restrict cv, const int NV) {
-    int F = c->F, K = c->K, seg = c->kw * c->C, rstride = c->W * c->C, ohw = c->OH * c->OW;
-    int *next = pos + F;
-    for (int p0 = 0; p0 < rows; p0 += ohw) {
-        const float *x = in + (size_t)(p0 / ohw) * in_floats(c);
-        for (int f = 0; f < F; f++) pos[f] = 0;
-        for (int j = rs[p0]; j < rs[p0 + ohw]; j++) pos[lf[j]]++;
-        for (int f = 0, at = 0; f < F; f++) {
-            int n = pos[f];
-            pos[f] = next[f] = at;
-            at += n;
-        }
-        for (int q = 0; q < ohw; q++) {
-            int off = (int)window_at(c, q);
-            for (int j = rs[p0 + q]; j < rs[p0 + q + 1]; j++) {
-                int i = next[lf[j]]++;
-                cp[i] = off, cv[i] = lv[j];
-            }
-        }
-        for (int f = 0; f < F; f++) {
-            if (pos[f] == next[f]) continue;
-            float *o0 = dwt + (size_t)f * K, *o1 = o0 + seg, *o2 = o1 + seg;
-            cnnviz_v16 a[24];
-            #pragma GCC unroll 8
-            for (int i = 0; i < NV; i++) {
-                a[i] = *(const cnnviz_v16u *)(o0 + 16 * i);
-                a[NV + i] = *(const cnnviz_v16u *)(o1 + 16 * i);
-                a[2 * NV + i] = *(const cnnviz_v16u *)(o2 + 16 * i);
-            }
-            for (int j = pos[f]; j < next[f]; j++) {
-                const float *r0 = x + cp[j], *r1 = r0 + rstride, *r2 = r1 + rstride;
-                float v = cv[j];
-                #pragma GCC unroll 8
-                for (int i = 0; i < NV; i++) {
-                    a[i] += v * *(const cnnviz_v16u *)(r0 + 16 * i);
-                    a[NV + i] += v * *(const cnnviz_v16u *)(r1 + 16 * i);
-                    a[2 * NV + i] += v * *(const cnnviz_v16u *)(r2 + 16 * i);
-                }
-            }
-            #pragma GCC unroll 8
-            for (int i = 0; i < NV; i++) {
-                *(cnnviz_v16u *)(o0 + 16 * i) = a[i];
-                *(cnnviz_v16u *)(o1 + 16 * i) = a[NV + i];
-                *(cnnviz_v16u *)(o2 + 16 * i) = a[2 * NV + i];
-            }
-        }
-    }
+    if (cnnviz_wide_vectors())
+        weight_grad_windows_v16(c, in, dz, rows, dwt, lp, lv);
+    else
+        weight_grad_windows_v8(c, in, dz, rows, dwt, lp, lv);
 }
 
 /* whether sparse_weight_grad_filters takes a layer sparse_weight_grad_windows
- * takes (window rows of at most 8 vectors): its registers hold the kernel
- * gradient of a 3-row window */
+ * takes: its registers hold rows of the kernel gradient of a 3-row window */
 static int filters_direct(const conv2d_layer *c) { return c->kh == 3; }
 
-CNNVIZ_HOT
 static void sparse_weight_grad_filters(const conv2d_layer *c, const float *restrict in, int rows,
                                        const int *restrict rs, const int *restrict lf, const float *restrict lv,
                                        float *restrict dwt, int acc, int *restrict pos, int *restrict cp,
                                        float *restrict cv) {
     if (!acc) memset(dwt, 0, (size_t)c->F * c->K * sizeof *dwt);
-    switch (c->kw * c->C / 16) {
-    case 2: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 2); break;
-    case 4: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 4); break;
-    case 6: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 6); break;
-    default: sparse_weight_grad_filters_nv(c, in, rows, rs, lf, lv, dwt, pos, cp, cv, 8); break;
-    }
+    if (cnnviz_wide_vectors())
+        weight_grad_filters_v16(c, in, rows, rs, lf, lv, dwt, pos, cp, cv);
+    else
+        weight_grad_filters_v8(c, in, rows, rs, lf, lv, dwt, pos, cp, cv);
 }
 
-/* sparse_input_grad for the layers sparse_weight_grad_windows takes: each
- * window row (ky) of W^T in turn, a few KiB that stay in L1, over every
- * pixel's nonzero dz (kept as lists, rs[p] to rs[p+1] in lf/lv), added
- * straight into the window's input row. */
-static inline __attribute__((always_inline)) void
-sparse_input_grad_windows_nv(const conv2d_layer *c, const float *restrict wt, float *restrict din, int nb,
-                             const int *restrict rs, const int *restrict lf, const float *restrict lv, const int NV) {
-    int K = c->K, seg = c->kw * c->C;
-    const cnnviz_v16 zero = {0};
-    memset(din, 0, (size_t)nb * in_floats(c) * sizeof *din);
-    for (int ky = 0; ky < c->kh; ky++) {
-        const float *w = wt + (size_t)ky * seg;
-        int p = 0;
-        for (int b = 0; b < nb; b++)
-            for (int oy = 0; oy < c->OH; oy++)
-                for (int ox = 0; ox < c->OW; ox++, p++) {
-                    int j0 = rs[p], j1 = rs[p + 1];
-                    if (j0 == j1) continue;
-                    cnnviz_v16 a[16];
-                    #pragma GCC unroll 16
-                    for (int i = 0; i < NV; i++) a[i] = zero;
-                    for (int j = j0; j < j1; j++) {
-                        const float *wr = w + (size_t)lf[j] * K;
-                        float v = lv[j];
-                        #pragma GCC unroll 16
-                        for (int i = 0; i < NV; i++) a[i] += v * *(const cnnviz_v16u *)(wr + 16 * i);
-                    }
-                    float *dst = din + (size_t)b * in_floats(c) + window_at(c, oy * c->OW + ox) +
-                                 (size_t)ky * c->W * c->C;
-                    #pragma GCC unroll 16
-                    for (int i = 0; i < NV; i++) *(cnnviz_v16u *)(dst + 16 * i) += a[i];
-                }
-    }
-}
-
-CNNVIZ_HOT
 static void sparse_input_grad_windows(const conv2d_layer *c, const float *restrict wt, float *restrict din, int nb,
                                       const int *restrict rs, const int *restrict lf, const float *restrict lv) {
-    switch (c->kw * c->C / 16) {
-    case 2: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 2); break;
-    case 4: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 4); break;
-    case 6: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 6); break;
-    default: sparse_input_grad_windows_nv(c, wt, din, nb, rs, lf, lv, 8); break;
-    }
+    if (cnnviz_wide_vectors())
+        input_grad_windows_v16(c, wt, din, nb, rs, lf, lv);
+    else
+        input_grad_windows_v8(c, wt, din, nb, rs, lf, lv);
 }
 
 /* whether sparse_weight_grad_windows handles this layer */
 static int windows_direct(const conv2d_layer *c) {
     int seg = c->kw * c->C;
-    return cnnviz_wide_vectors() && cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
+    return (cnnviz_wide_vectors() || cnnviz_avx2_vectors()) && cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
            cnnviz_windows_inside(c->W, c->kw, c->sw, c->OW, c->pad_left) && seg % 16 == 0 &&
            (seg == 32 || seg == 64 || seg == 96 || seg == 128) &&
            (size_t)chunk_samples(c) * in_floats(c) < ((size_t)1 << 30);
@@ -1517,7 +1300,8 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
      * Winograd F(2x2, 3x3) also has an AVX2 version (cnnviz_avx2_vectors) */
     int wide = cnnviz_wide_vectors();
     c->direct = wide && c->K <= DIRECT_MAX_K;
-    if ((wide || cnnviz_avx2_vectors()) && !c->direct &&
+    c->direct_forward = (wide || cnnviz_avx2_vectors()) && c->K <= DIRECT_MAX_K;
+    if ((wide || cnnviz_avx2_vectors()) && !c->direct_forward &&
         cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
         c->winograd = 2;
     else if (wide && !c->direct && cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))

@@ -75,6 +75,7 @@ typedef int cnnviz_v16iu __attribute__((vector_size(64), aligned(4)));
 typedef float cnnviz_v8 __attribute__((vector_size(32)));
 typedef float cnnviz_v8u __attribute__((vector_size(32), aligned(4)));
 typedef int cnnviz_v8i __attribute__((vector_size(32)));
+typedef int cnnviz_v8iu __attribute__((vector_size(32), aligned(4)));
 
 /* the sum of a vector's lanes, in a fixed tree order */
 static inline float cnnviz_hsum16(cnnviz_v16 v) {
