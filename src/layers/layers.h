@@ -44,15 +44,17 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
  * around cnnviz_v16 with many accumulators (the direct conv, Winograd,
  * the 16-channel pooling, the gradient-ascent head) spill on AVX2, where
  * they measured 8 to 14 times slower than a BLAS sgemm or the plain
- * loops; layers pick those paths there instead, when they are built. */
+ * loops; there layers take those kernels' 8-float versions where they
+ * have one (cnnviz_avx2_vectors), else the sgemm or plain paths. */
 int cnnviz_wide_vectors(void);
 /* Tests: 1 or 0 makes layers built from now on take the wide or the
  * narrow paths whatever the CPU; -1 goes back to asking the CPU. */
 void cnnviz_force_wide_vectors(int wide);
 /* Whether this CPU runs 8-float vectors in one register with FMA (AVX2,
  * x86-64-v3 and later): where cnnviz_wide_vectors() is 0, the kernels
- * written for them (so far Winograd F(2x2, 3x3)) take the place of the
- * sgemm. Tests force it with cnnviz_force_avx2_vectors(0 or 1; -1: the CPU
+ * written for them (Winograd F(2x2, 3x3), the direct conv's forward, the
+ * fused conv+pool pass, the sparse window kernels) take the place of the
+ * sgemm and plain paths. Tests force it with cnnviz_force_avx2_vectors(0 or 1; -1: the CPU
  * again). */
 int cnnviz_avx2_vectors(void);
 void cnnviz_force_avx2_vectors(int on);
