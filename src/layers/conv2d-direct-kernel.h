@@ -1,6 +1,6 @@
 /* The direct convolution's forward (tiny K, the first layer of an MNIST
  * net) and the fused Conv2D(relu) + MaxPooling2D(2) pass, for one vector
- * width: included by conv2d.c once per width with
+ * width: included by conv2d.c once per width, with (undefined again at its end)
  *   DK_V, DK_VU, DK_VI, DK_VIU  the vector type, its unaligned variant and
  *                               their int variants
  *   DK_L        its lanes (16: AVX-512, 8: AVX2)
@@ -206,3 +206,13 @@ static void DK_NAME(conv_pool_backward)(const conv2d_layer *c, const float *in, 
 }
 
 #undef DK_RELU
+
+/* the parameters, for the next width */
+#undef DK_V
+#undef DK_VU
+#undef DK_VI
+#undef DK_VIU
+#undef DK_L
+#undef DK_BG
+#undef DK_NAME
+#undef DK_TARGET

@@ -1,5 +1,5 @@
 /* The sparse backward kernels that read a conv's windows straight from its
- * input, for one vector width: included by conv2d.c once per width with
+ * input, for one vector width: included by conv2d.c once per width, with (undefined again at its end)
  *   SK_V, SK_VU  the vector type and its unaligned variant
  *   SK_L         its lanes (16: AVX-512, 8: AVX2)
  *   SK_RP        window rows of sparse_weight_grad_filters kept in
@@ -112,7 +112,8 @@ SK_NAME(weight_grad_filters_nv)(const conv2d_layer *c, const float *restrict in,
                     #pragma GCC unroll 3
                     for (int r = 0; r < SK_RP; r++)
                         #pragma GCC unroll 16
-                        for (int i = 0; i < NV; i++) a[r][i] += v * *(const SK_VU *)(r0 + (size_t)r * rstride + SK_L * i);
+                        for (int i = 0; i < NV; i++)
+                            a[r][i] += v * *(const SK_VU *)(r0 + (size_t)r * rstride + SK_L * i);
                 }
                 #pragma GCC unroll 3
                 for (int r = 0; r < SK_RP; r++)
@@ -181,3 +182,10 @@ static void SK_NAME(input_grad_windows)(const conv2d_layer *c, const float *rest
     default: SK_NAME(input_grad_windows_nv)(c, wt, din, nb, rs, lf, lv, 128 / SK_L); break;
     }
 }
+
+/* the parameters, for the next width */
+#undef SK_V
+#undef SK_VU
+#undef SK_L
+#undef SK_RP
+#undef SK_NAME

@@ -245,14 +245,6 @@ static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
 #define DK_NAME(x) x##_v16
 #define DK_TARGET CONV_POOL_TARGET16
 #include "conv2d-direct-kernel.h"
-#undef DK_V
-#undef DK_VU
-#undef DK_VI
-#undef DK_VIU
-#undef DK_L
-#undef DK_BG
-#undef DK_NAME
-#undef DK_TARGET
 
 #define DK_V cnnviz_v8
 #define DK_VU cnnviz_v8u
@@ -263,14 +255,6 @@ static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
 #define DK_NAME(x) x##_v8
 #define DK_TARGET CONV_POOL_TARGET8
 #include "conv2d-direct-kernel.h"
-#undef DK_V
-#undef DK_VU
-#undef DK_VI
-#undef DK_VIU
-#undef DK_L
-#undef DK_BG
-#undef DK_NAME
-#undef DK_TARGET
 
 static void direct_pixels(const float *src, size_t pstride, int n, const int *restrict off, int K,
                           const float *restrict w, int F, const float *bias, int relu, float *restrict out) {
@@ -1015,11 +999,6 @@ static size_t window_at(const conv2d_layer *c, int q) {
 #define SK_RP 3
 #define SK_NAME(x) x##_v16
 #include "conv2d-sparse-kernel.h"
-#undef SK_V
-#undef SK_VU
-#undef SK_L
-#undef SK_RP
-#undef SK_NAME
 
 #define SK_V cnnviz_v8
 #define SK_VU cnnviz_v8u
@@ -1027,11 +1006,6 @@ static size_t window_at(const conv2d_layer *c, int q) {
 #define SK_RP 1
 #define SK_NAME(x) x##_v8
 #include "conv2d-sparse-kernel.h"
-#undef SK_V
-#undef SK_VU
-#undef SK_L
-#undef SK_RP
-#undef SK_NAME
 
 /* dwt (F, K) (+)= the kernel gradient as sparse_weight_grad sums it, from
  * the windows in `in` (every window inside the input, a window row of
@@ -1071,7 +1045,8 @@ static void sparse_input_grad_windows(const conv2d_layer *c, const float *restri
 /* whether sparse_weight_grad_windows handles this layer */
 static int windows_direct(const conv2d_layer *c) {
     int seg = c->kw * c->C;
-    return (cnnviz_wide_vectors() || cnnviz_avx2_vectors()) && cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
+    return (cnnviz_wide_vectors() || cnnviz_avx2_vectors()) &&
+           cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
            cnnviz_windows_inside(c->W, c->kw, c->sw, c->OW, c->pad_left) && seg % 16 == 0 &&
            (seg == 32 || seg == 64 || seg == 96 || seg == 128) &&
            (size_t)chunk_samples(c) * in_floats(c) < ((size_t)1 << 30);

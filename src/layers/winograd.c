@@ -74,13 +74,6 @@ void cnnviz_winograd_weights(const float *restrict w, int C, int F, float *restr
 #define WK_NAME(x) x##_v16
 #define WK_TARGET CNNVIZ_HOT
 #include "winograd2-kernel.h"
-#undef WK_V
-#undef WK_VU
-#undef WK_VI
-#undef WK_L
-#undef WK_NV
-#undef WK_NAME
-#undef WK_TARGET
 
 #define WK_V cnnviz_v8
 #define WK_VU cnnviz_v8u
@@ -90,13 +83,6 @@ void cnnviz_winograd_weights(const float *restrict w, int C, int F, float *restr
 #define WK_NAME(x) x##_v8
 #define WK_TARGET CNNVIZ_HOT
 #include "winograd2-kernel.h"
-#undef WK_V
-#undef WK_VU
-#undef WK_VI
-#undef WK_L
-#undef WK_NV
-#undef WK_NAME
-#undef WK_TARGET
 
 void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
                             const float *bias, int relu, float *out, int OH, int OW, int F, float *block) {

@@ -1,5 +1,5 @@
 /* Winograd F(2x2, 3x3) for one sample, for one vector width: included by
- * winograd.c once per width with
+ * winograd.c once per width, with (undefined again at its end)
  *   WK_V, WK_VU, WK_VI  the vector type, its unaligned and its int variant
  *   WK_L                its lanes (16: AVX-512, 8: AVX2)
  *   WK_NV               vectors of maps per row in the product's main tile
@@ -154,3 +154,12 @@ static void WK_NAME(sample)(const float *in, int H, int W, int C, int pad_top, i
         }
     }
 }
+
+/* the parameters, for the next width */
+#undef WK_V
+#undef WK_VU
+#undef WK_VI
+#undef WK_L
+#undef WK_NV
+#undef WK_NAME
+#undef WK_TARGET
