@@ -115,8 +115,8 @@ START_TEST(gemm_bits_independent_of_place) {
 END_TEST
 
 /* the portable products without memory for their copies (the last
- * columns' panel, NN/TN; B^T, NT) sum each element element by element:
- * the same bits as with the copies */
+ * columns' panel, NN/TN) sum each element element by element: the same
+ * bits as with the copies */
 START_TEST(gemm_no_memory_path_same_bits) {
     set_path(0);
     for (int t = 0; t < NSHAPES; t++)
@@ -138,12 +138,39 @@ START_TEST(gemm_no_memory_path_same_bits) {
 }
 END_TEST
 
+/* The AVX-512 kernels and the portable code sum every element in the
+ * same order: the same bits, NN, TN and NT, with and without accumulate
+ * (where the CPU has no AVX-512 both runs take the portable code) */
+START_TEST(gemm_paths_same_bits) {
+    for (int t = 0; t < NSHAPES; t++)
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            const shape *s = &shapes[t];
+            size_t mn = (size_t)s->M * s->N;
+            float *A = random_floats(a_rows(s) * lda(s), 90 + t), *B = random_floats(b_rows(s) * ldb(s), 100 + t);
+            float *C = random_floats(mn, 110 + t), *E = malloc(mn * sizeof *E);
+            memcpy(E, C, mn * sizeof *E);
+            set_path(1);
+            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), C, s->N, accumulate);
+            set_path(0);
+            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), E, s->N, accumulate);
+            size_t at = mn;
+            for (size_t i = 0; i < mn && at == mn; i++)
+                if (memcmp(&C[i], &E[i], sizeof *C)) at = i;
+            ck_assert_msg(at == mn, "shape %d (%d%d %dx%dx%d) acc %d: the paths differ at %zu (%.9g, %.9g)", t, s->ta,
+                          s->tb, s->M, s->N, s->K, accumulate, at, at < mn ? C[at] : 0.0, at < mn ? E[at] : 0.0);
+            free(A), free(B), free(C), free(E);
+        }
+    set_path(-1);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("gemm");
     TCase *t = tcase_create("gemm");
     tcase_add_loop_test(t, gemm_matches_float64, 0, 2);
     tcase_add_loop_test(t, gemm_bits_independent_of_place, 0, 2);
     tcase_add_test(t, gemm_no_memory_path_same_bits);
+    tcase_add_test(t, gemm_paths_same_bits);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

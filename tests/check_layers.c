@@ -287,41 +287,58 @@ START_TEST(conv_forward_matches_reference) {
 }
 END_TEST
 
-/* A layer's forward in 16-float (AVX-512) and in 8-float (AVX2) vectors:
- * the same bits, and not all zero. */
-static void forward_widths_same_bits(const char *what, cnnviz_shape in, const cnnviz_layer_spec *spec, int B,
-                                     uint64_t seed) {
-    float *y[2];
-    size_t n = 0;
-    for (int wide = 1; wide >= 0; wide--) {
-        set_vectors(wide, 1);
-        rig r;
-        rig_make(&r, in, spec, B, seed);
-        n = (size_t)B * r.out_n;
-        y[wide] = malloc(n * sizeof(float));
-        memcpy(y[wide], cnnviz_forward(r.m, r.ws, r.x, B, -1, 0), n * sizeof(float));
-        rig_free(&r);
-    }
-    set_vectors(-1, -1);
+/* bits of y[0] and y[1] (n floats) equal, and not all zero */
+static void same_bits(const char *what, const char *part, float *const y[2], size_t n) {
     size_t zeros = 0, first = n;
     for (size_t i = 0; i < n; i++) {
         zeros += y[0][i] == 0.0f;
         if (first == n && memcmp(&y[0][i], &y[1][i], sizeof(float))) first = i;
     }
-    ck_assert_msg(first == n, "%s: 8-float vectors differ from 16-float ones at %zu (%.9g, %.9g)", what, first,
-                  first < n ? y[0][first] : 0.0, first < n ? y[1][first] : 0.0);
-    ck_assert_msg(zeros < n, "%s: all zero", what);
-    free(y[0]);
-    free(y[1]);
+    ck_assert_msg(first == n, "%s: %s: 8-float vectors differ from 16-float ones at %zu (%.9g, %.9g)", what, part,
+                  first, first < n ? y[0][first] : 0.0, first < n ? y[1][first] : 0.0);
+    ck_assert_msg(zeros < n, "%s: %s all zero", what, part);
 }
 
-static void conv_widths_case(int H, int W, int C, int F, int k, int s, int same, int no_bias, int relu, int B) {
+/* A layer's forward in 16-float (AVX-512) and in 8-float (AVX2) vectors:
+ * the same bits; in training, its input and parameter gradients too. */
+static void layer_widths_same_bits(const char *what, cnnviz_shape in, const cnnviz_layer_spec *spec, int B,
+                                   uint64_t seed, int training) {
+    float *y[2], *dx[2], *g[2];
+    size_t n = 0, nin = 0, np = 0;
+    for (int wide = 1; wide >= 0; wide--) {
+        set_vectors(wide, 1);
+        rig r;
+        rig_make(&r, in, spec, B, seed);
+        n = (size_t)B * r.out_n, nin = (size_t)B * r.in_n, np = r.m->num_params;
+        y[wide] = malloc(n * sizeof(float));
+        dx[wide] = calloc(nin, sizeof(float));
+        g[wide] = calloc(np, sizeof(float));
+        memcpy(y[wide], cnnviz_forward(r.m, r.ws, r.x, B, -1, training), n * sizeof(float));
+        if (training) {
+            cnnviz_model_zero_grads(r.m);
+            cnnviz_backward(r.m, r.ws, r.wr, B, -1, 1, dx[wide]);
+            memcpy(g[wide], r.m->grads, np * sizeof(float));
+        }
+        rig_free(&r);
+    }
+    set_vectors(-1, -1);
+    same_bits(what, "output", y, n);
+    if (training) {
+        same_bits(what, "input gradient", dx, nin);
+        same_bits(what, "parameter gradients", g, np);
+    }
+    for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]), free(g[i]);
+}
+
+static void conv_widths_case(int H, int W, int C, int F, int k, int s, int same, int no_bias, int relu, int B,
+                             int training) {
     cnnviz_layer_spec spec = conv_spec(F, k, s, same ? CNNVIZ_PAD_SAME : CNNVIZ_PAD_VALID,
                                        relu ? CNNVIZ_ACT_RELU : CNNVIZ_ACT_LINEAR);
     spec.no_bias = no_bias;
     char what[96];
-    snprintf(what, sizeof what, "conv %dx%dx%d -> %d k%d s%d %s", H, W, C, F, k, s, same ? "same" : "valid");
-    forward_widths_same_bits(what, cnnviz_shape3(H, W, C), &spec, B, (uint64_t)(H * 31 + F));
+    snprintf(what, sizeof what, "conv %dx%dx%d -> %d k%d s%d %s%s", H, W, C, F, k, s, same ? "same" : "valid",
+             training ? ", training" : "");
+    layer_widths_same_bits(what, cnnviz_shape3(H, W, C), &spec, B, (uint64_t)(H * 31 + F), training);
 }
 
 /* Winograd F(2x2, 3x3): the seed net's second conv (odd output, edge
@@ -331,15 +348,21 @@ static void conv_widths_case(int H, int W, int C, int F, int k, int s, int same,
  * scalar tail), 24 (the narrow one's one-vector loop, the wide one's
  * scalar tail), same padding (gathered windows), stride 2, two channels. */
 START_TEST(conv_widths_same_bits) {
-    conv_widths_case(13, 13, 32, 64, 3, 1, 0, 0, 1, 3);
-    conv_widths_case(12, 12, 16, 16, 3, 1, 1, 0, 1, 2);
-    conv_widths_case(11, 10, 16, 48, 3, 1, 0, 1, 1, 2);
-    conv_widths_case(28, 28, 16, 32, 3, 1, 1, 0, 1, 2);
-    conv_widths_case(12, 10, 1, 64, 3, 1, 0, 0, 1, 3);
-    conv_widths_case(12, 10, 1, 36, 3, 1, 0, 0, 0, 2);
-    conv_widths_case(9, 8, 1, 20, 3, 2, 1, 0, 1, 2);
-    conv_widths_case(9, 9, 1, 24, 3, 1, 1, 1, 0, 2);
-    conv_widths_case(9, 8, 2, 20, 2, 1, 1, 0, 1, 3);
+    conv_widths_case(13, 13, 32, 64, 3, 1, 0, 0, 1, 3, 0);
+    conv_widths_case(12, 12, 16, 16, 3, 1, 1, 0, 1, 2, 0);
+    conv_widths_case(11, 10, 16, 48, 3, 1, 0, 1, 1, 2, 0);
+    conv_widths_case(28, 28, 16, 32, 3, 1, 1, 0, 1, 2, 0);
+    conv_widths_case(12, 10, 1, 64, 3, 1, 0, 0, 1, 3, 0);
+    conv_widths_case(12, 10, 1, 36, 3, 1, 0, 0, 0, 2, 0);
+    conv_widths_case(9, 8, 1, 20, 3, 2, 1, 0, 1, 2, 0);
+    conv_widths_case(9, 9, 1, 24, 3, 1, 1, 1, 0, 2, 0);
+    conv_widths_case(9, 8, 2, 20, 2, 1, 1, 0, 1, 3, 0);
+    /* training: F(3x3, 3x3) forward and backward (5x5 -> 3x3, as the seed
+     * net's third conv, and 7x7 -> 5x5 with edge blocks), and the sparse
+     * window kernels behind F(2x2, 3x3) */
+    conv_widths_case(5, 5, 64, 64, 3, 1, 0, 0, 1, 8, 1);
+    conv_widths_case(7, 7, 16, 32, 3, 1, 0, 1, 1, 5, 1);
+    conv_widths_case(13, 13, 32, 64, 3, 1, 0, 0, 1, 3, 1);
 }
 END_TEST
 

@@ -14,6 +14,7 @@
 
 #include "cnnviz/model.h"
 #include "cnnviz/train.h"
+#include "layers/layers.h"
 #include "testutil.h"
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -692,6 +693,56 @@ START_TEST(test_train_deterministic) {
 }
 END_TEST
 
+/* The seed network trained with the AVX-512 kernels and with the AVX2 ones
+ * (8-float vectors, the products' portable code): bit-identical weights,
+ * so a model trained on either kind of CPU is the same file. Random
+ * 28x28 images and labels, 4 steps of 64 and a partial one, RMSprop with
+ * momentum, L2 on the Dense kernels. (On a CPU without AVX-512 both runs
+ * take the AVX2 kernels.) */
+START_TEST(test_train_same_bits_avx512_and_avx2) {
+    enum { N = 300 };
+    static const char *const seed_arch = "C32k3-P2-C64k3-P2-C64k3-F-D70-D10";
+    uint8_t *pixels = malloc((size_t)N * 784), labels[N];
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 5, 3);
+    for (size_t i = 0; i < (size_t)N * 784; i++) pixels[i] = (uint8_t)cnnviz_rng_below(&rng, 256);
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)cnnviz_rng_below(&rng, 10);
+    cnnviz_labelled_set set = {pixels, labels, N};
+    cnnviz_train_config cfg = cnnviz_train_config_init();
+    cfg.epochs = 1;
+    cfg.opt.momentum = 0.9;
+    cnnviz_model *m[2];
+    double loss[2];
+    for (int wide = 1; wide >= 0; wide--) {
+        cnnviz_force_wide_vectors(wide);
+        cnnviz_force_avx2_vectors(1);
+        m[wide] = spec_model(seed_arch, cnnviz_shape3(28, 28, 1));
+        ck_assert_int_eq(cnnviz_regularize_dense_kernels(m[wide], 0.0f, 0.001f), 2);
+        cnnviz_rng wr;
+        cnnviz_rng_seed(&wr, 1, 0);
+        cnnviz_model_init_weights(m[wide], &wr);
+        cnnviz_train_result res;
+        cnnviz_error err;
+        ck_assert_msg(cnnviz_train(m[wide], &cfg, &set, NULL, &res, &err) == CNNVIZ_OK, "%s", err.msg);
+        loss[wide] = res.history[0].loss;
+        cnnviz_train_result_free(&res);
+    }
+    cnnviz_force_wide_vectors(-1);
+    cnnviz_force_avx2_vectors(-1);
+    size_t n = cnnviz_model_num_params(m[0]), at = n;
+    const float *a = cnnviz_model_params(m[0]), *b = cnnviz_model_params(m[1]);
+    for (size_t i = 0; i < n && at == n; i++)
+        if (memcmp(&a[i], &b[i], sizeof *a)) at = i;
+    ck_assert_msg(at == n, "weights differ from parameter %zu on (%.9g, %.9g)", at, at < n ? a[at] : 0.0,
+                  at < n ? b[at] : 0.0);
+    ck_assert(loss[0] == loss[1]);
+    ck_assert_msg(isfinite(loss[0]) && loss[0] > 0.0, "loss %g", loss[0]);
+    cnnviz_model_free(m[0]);
+    cnnviz_model_free(m[1]);
+    free(pixels);
+}
+END_TEST
+
 START_TEST(test_train_nan_keeps_last_good_epoch) {
     synthetic train;
     synthetic_make(&train, 128, 9);
@@ -773,6 +824,7 @@ static Suite *make_train_suite(void) {
     tcase_set_timeout(loop, 600);
     tcase_add_test(loop, test_train_learns_and_records);
     tcase_add_test(loop, test_train_deterministic);
+    tcase_add_test(loop, test_train_same_bits_avx512_and_avx2);
     tcase_add_test(loop, test_train_nan_keeps_last_good_epoch);
     tcase_add_test(loop, test_train_rejects_bad_setups);
     suite_add_tcase(s, loop);

@@ -1272,14 +1272,15 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
     /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors);
-     * Winograd F(2x2, 3x3) also has an AVX2 version (cnnviz_avx2_vectors) */
-    int wide = cnnviz_wide_vectors();
+     * Winograd and the direct forward also have AVX2 versions
+     * (cnnviz_avx2_vectors) */
+    int wide = cnnviz_wide_vectors(), vec = wide || cnnviz_avx2_vectors();
     c->direct = wide && c->K <= DIRECT_MAX_K;
-    c->direct_forward = (wide || cnnviz_avx2_vectors()) && c->K <= DIRECT_MAX_K;
-    if ((wide || cnnviz_avx2_vectors()) && !c->direct_forward &&
-        cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+    c->direct_forward = vec && c->K <= DIRECT_MAX_K;
+    if (vec && !c->direct_forward && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
         c->winograd = 2;
-    else if (wide && !c->direct && cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+    else if (vec && !c->direct_forward &&
+             cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
         c->winograd = 3;
     c->alpha = cnnviz_fused_activation_alpha(spec->activation);
     l->activation = spec->activation;

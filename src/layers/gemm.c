@@ -13,18 +13,17 @@
  * The order, for every element, wherever it stands:
  *  - B not transposed (NN, TN): one multiply-add per k, k = 0 .. K-1 in
  *    order, from 0; vectors run along the row of C. Both paths below.
- *  - B transposed (NT): the AVX-512 kernel keeps sixteen partial sums over
- *    k = l, l+16, ... (zeros past K) and adds them in a fixed tree; the
- *    portable code copies B^T out and takes the order above.
+ *  - B transposed (NT): sixteen partial sums over k = l, l+16, ... (zeros
+ *    past K), added in a fixed tree. Both paths below.
  * With `accumulate` the finished sum is added to what C held.
  *
  * AVX-512 kernels with masked edges where the CPU has it; portable code
  * (GCC vector extensions, cloned for AVX2) elsewhere, and where tests ask
- * for it through cnnviz_force_wide_vectors(0). Each path keeps its order
- * everywhere, so a machine always gets the same bits; the two paths agree
- * to rounding. The portable code takes heap memory for a copy of B's last
- * columns (and B^T); without it, it goes element by element in the same
- * order. The callers that run threads call the products serially inside
+ * for it through cnnviz_force_wide_vectors(0). Both keep the same order
+ * everywhere (with FMA: the AVX-512 and AVX2 clones), so they give the
+ * same bits, and a machine always gets the same bits. The portable NN/TN
+ * code takes heap memory for a copy of B's last columns; without it, it
+ * goes element by element in the same order. The callers that run threads call the products serially inside
  * their own regions, with chunks that do not depend on the thread count. */
 #include <stddef.h>
 #include <stdlib.h>
@@ -146,20 +145,73 @@ static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t a
     free(panel);
 }
 
-/* NT: B^T copied out, then the NN order (sequential k), so the portable
- * code has one order; element by element, the same order, without memory */
+/* the sum of sixteen partial sums, held as lanes 0-7 (lo) and 8-15 (hi),
+ * in the AVX-512 kernel's fixed tree: lanes l and l+8, then l+4, l+2, l+1 */
+static inline float tree16_plain(cnnviz_v8u lo, cnnviz_v8u hi) {
+    cnnviz_v8u h8 = lo + hi;
+    float h4[4];
+    for (int i = 0; i < 4; i++) h4[i] = h8[i] + h8[i + 4];
+    return (h4[0] + h4[2]) + (h4[1] + h4[3]);
+}
+
+/* R rows by J columns (each 1 or 2) of an NT product, each element summed
+ * as the AVX-512 kernel sums it: sixteen partial sums over k = l, l+16,
+ * ... (the last sixteen from zero-padded copies, zeros past K, as its
+ * masked loads give), then tree16_plain */
+static inline __attribute__((always_inline)) void dot_tile_plain(const int R, const int J, int K, const float *a,
+                                                                 size_t lda, const float *b, size_t ldb, float *c,
+                                                                 size_t ldc, int accumulate) {
+    cnnviz_v8u lo[2][2], hi[2][2];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < J; j++) lo[r][j] = hi[r][j] = (cnnviz_v8u){0};
+    for (int k = 0; k < K; k += 16) {
+        const float *ar[2], *br[2];
+        float pa[2][16], pb[2][16];
+        for (int r = 0; r < R; r++) ar[r] = a + (size_t)r * lda + k;
+        for (int j = 0; j < J; j++) br[j] = b + (size_t)j * ldb + k;
+        if (K - k < 16) {
+            for (int r = 0; r < R; r++) {
+                for (int l = 0; l < 16; l++) pa[r][l] = l < K - k ? ar[r][l] : 0.0f;
+                ar[r] = pa[r];
+            }
+            for (int j = 0; j < J; j++) {
+                for (int l = 0; l < 16; l++) pb[j][l] = l < K - k ? br[j][l] : 0.0f;
+                br[j] = pb[j];
+            }
+        }
+        cnnviz_v8u al[2], ah[2];
+        for (int r = 0; r < R; r++) al[r] = *(const cnnviz_v8u *)ar[r], ah[r] = *(const cnnviz_v8u *)(ar[r] + 8);
+        for (int j = 0; j < J; j++) {
+            cnnviz_v8u bl = *(const cnnviz_v8u *)br[j], bh = *(const cnnviz_v8u *)(br[j] + 8);
+            for (int r = 0; r < R; r++) lo[r][j] += al[r] * bl, hi[r][j] += ah[r] * bh;
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < J; j++) {
+            float sum = tree16_plain(lo[r][j], hi[r][j]), *cij = c + (size_t)r * ldc + j;
+            *cij = accumulate ? *cij + sum : sum;
+        }
+}
+
+/* NT: the AVX-512 kernel's order, so both paths give the same bits; two
+ * rows by two columns at a time, no heap memory */
 CNNVIZ_HOT
 static void nt_plain(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
                      int accumulate) {
-    float *bt = no_copies ? NULL : malloc((size_t)K * N * sizeof *bt);
-    if (!bt) {
-        elements_plain(M, N, K, A, (size_t)lda, 1, B, 1, (size_t)ldb, C, (size_t)ldc, accumulate);
-        return;
-    }
-    for (int j = 0; j < N; j++)
-        for (int k = 0; k < K; k++) bt[(size_t)k * N + j] = B[(size_t)j * ldb + k];
-    axpy_plain(M, N, K, A, (size_t)lda, 1, bt, (size_t)N, C, (size_t)ldc, accumulate);
-    free(bt);
+    for (int i0 = 0; i0 < M; i0 += 2)
+        for (int j0 = 0; j0 < N; j0 += 2) {
+            const float *a = A + (size_t)i0 * lda, *b = B + (size_t)j0 * ldb;
+            float *c = C + (size_t)i0 * ldc + j0;
+            int two_rows = M - i0 > 1, two_cols = N - j0 > 1;
+            if (two_rows && two_cols)
+                dot_tile_plain(2, 2, K, a, (size_t)lda, b, (size_t)ldb, c, (size_t)ldc, accumulate);
+            else if (two_rows)
+                dot_tile_plain(2, 1, K, a, (size_t)lda, b, (size_t)ldb, c, (size_t)ldc, accumulate);
+            else if (two_cols)
+                dot_tile_plain(1, 2, K, a, (size_t)lda, b, (size_t)ldb, c, (size_t)ldc, accumulate);
+            else
+                dot_tile_plain(1, 1, K, a, (size_t)lda, b, (size_t)ldb, c, (size_t)ldc, accumulate);
+        }
 }
 
 static void gemm_plain(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,

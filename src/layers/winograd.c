@@ -154,35 +154,39 @@ size_t cnnviz_winograd3_block_floats(int C, int F) { return 25 * (plane(C) + pla
     (o)[0] = (y)[0], (o)[1] = (y)[0] + (y)[1] + (y)[2], (o)[2] = (y)[0] - (y)[1] + (y)[2],                             \
     (o)[3] = (y)[0] + 2.0f * (y)[1] + 4.0f * (y)[2], (o)[4] = (y)[2]
 
-/* out (S x S) = T in T^T for a tile in (R x R) of vectors, T one of the
- * 1-D transforms above (R in, S out): down the columns, then along the rows */
-#define W3_TILE(out, in, R, S, T)                                                                                      \
-    do {                                                                                                               \
-        cnnviz_v16 col_[5], o_[5], t_[5][5];                                                                           \
-        for (int j_ = 0; j_ < (R); j_++) {                                                                             \
-            for (int i_ = 0; i_ < (R); i_++) col_[i_] = (in)[i_][j_];                                                  \
-            T(o_, col_);                                                                                               \
-            for (int i_ = 0; i_ < (S); i_++) t_[i_][j_] = o_[i_];                                                      \
-        }                                                                                                              \
-        for (int i_ = 0; i_ < (S); i_++) {                                                                             \
-            T(o_, t_[i_]);                                                                                             \
-            for (int j_ = 0; j_ < (S); j_++) (out)[i_][j_] = o_[j_];                                                   \
-        }                                                                                                              \
-    } while (0)
+/* block (ty, tx) of sample b among the rows of a call */
+typedef struct {
+    int b, y0, x0;
+} w3_row;
 
-/* U[xi][c][f] = (G g G^T)[xi] for the kernel w (3, 3, C, F) */
-CNNVIZ_HOT
+static w3_row w3_row_at(int r, int TH, int TW) {
+    int t = TH * TW;
+    return (w3_row){r / t, (r % t) / TW * 3, (r % t) % TW * 3};
+}
+
+/* The F(3x3, 3x3) kernels in 16-float (AVX-512) and 8-float (AVX2)
+ * vectors (winograd3-kernel.h); both give the same bits. */
+#define W3_V cnnviz_v16
+#define W3_VU cnnviz_v16u
+#define W3_VI cnnviz_v16i
+#define W3_L 16
+#define W3_WR 8
+#define W3_NAME(x) x##_v16
+#include "winograd3-kernel.h"
+
+#define W3_V cnnviz_v8
+#define W3_VU cnnviz_v8u
+#define W3_VI cnnviz_v8i
+#define W3_L 8
+#define W3_WR 6
+#define W3_NAME(x) x##_v8
+#include "winograd3-kernel.h"
+
 static void w3_transform(const float *restrict w, int C, int F, float *restrict u) {
-    size_t cf = (size_t)C * F, us = uplane(C, F);
-    for (int c = 0; c < C; c++)
-        for (int f = 0; f < F; f += 16) {
-            cnnviz_v16 g[3][3], r[5][5];
-            for (int k = 0; k < 3; k++)
-                for (int l = 0; l < 3; l++) g[k][l] = *(const cnnviz_v16u *)(w + (size_t)(k * 3 + l) * cf + c * F + f);
-            W3_TILE(r, g, 3, 5, W3_G);
-            for (int i = 0; i < 5; i++)
-                for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(u + (size_t)(i * 5 + j) * us + c * F + f) = r[i][j];
-        }
+    if (cnnviz_wide_vectors())
+        w3_transform_v16(w, C, F, u);
+    else
+        w3_transform_v8(w, C, F, u);
 }
 
 /* U, then its transpose UT[xi][f][c] as the transform of the transposed
@@ -211,192 +215,27 @@ void cnnviz_winograd3_weights(const float *restrict w, int C, int F, float *rest
     }
 }
 
-/* block (ty, tx) of sample b among the rows of a call */
-typedef struct {
-    int b, y0, x0;
-} w3_row;
-
-static w3_row w3_row_at(int r, int TH, int TW) {
-    int t = TH * TW;
-    return (w3_row){r / t, (r % t) / TW * 3, (r % t) % TW * 3};
-}
-
-/* V[xi][r][c..] = (B^T d B)[xi] for the 5x5 window at (y0, x0), zeros outside */
-static inline __attribute__((always_inline)) void w3_input_tile(const float *restrict in, int H, int W, int C, int y0,
-                                                                int x0, float *restrict v, size_t xi_stride) {
-    int inside = y0 >= 0 && y0 + 5 <= H && x0 >= 0 && x0 + 5 <= W;
-    for (int c = 0; c < C; c += 16) {
-        cnnviz_v16 d[5][5], r[5][5];
-        for (int i = 0; i < 5; i++)
-            for (int j = 0; j < 5; j++) {
-                int y = y0 + i, x = x0 + j;
-                d[i][j] = inside || (y >= 0 && y < H && x >= 0 && x < W)
-                              ? *(const cnnviz_v16u *)(in + ((size_t)y * W + x) * C + c)
-                              : (cnnviz_v16){0};
-            }
-        W3_TILE(r, d, 5, 5, W3_BT);
-        for (int i = 0; i < 5; i++)
-            for (int j = 0; j < 5; j++) *(cnnviz_v16u *)(v + (size_t)(i * 5 + j) * xi_stride + c) = r[i][j];
-    }
-}
-
-/* the rows [r0, r0 + nt) of a call's blocks into V */
-static inline __attribute__((always_inline)) void w3_input_rows(const float *in, int H, int W, int C, int pad_top,
-                                                                int pad_left, int TH, int TW, int r0, int nt, float *v,
-                                                                size_t vs) {
-    size_t isz = (size_t)H * W * C;
-    for (int r = 0; r < nt; r++) {
-        w3_row q = w3_row_at(r0 + r, TH, TW);
-        w3_input_tile(in + q.b * isz, H, W, C, q.y0 - pad_top, q.x0 - pad_left, v + (size_t)r * C, vs);
-    }
-}
-
-CNNVIZ_HOT
 void cnnviz_winograd3_forward(const float *in, int nb, int H, int W, int C, int pad_top, int pad_left,
                               const float *u, const float *bias, int relu, float *out, int OH, int OW, int F,
                               float *block) {
-    int TH = (OH + 2) / 3, TW = (OW + 2) / 3, T = nb * TH * TW;
-    size_t vs = plane(C), ms = plane(F), us = uplane(C, F), osz = (size_t)OH * OW * F;
-    float *v = block, *m = block + 25 * vs;
-    const cnnviz_v16 zero = {0};
-    for (int t0 = 0; t0 < T; t0 += TILE_BLOCK) {
-        int nt = T - t0 < TILE_BLOCK ? T - t0 : TILE_BLOCK;
-        w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
-        for (int xi = 0; xi < 25; xi++) product_v16(v + xi * vs, u + xi * us, m + xi * ms, nt, C, F);
-        for (int r = 0; r < nt; r++) {
-            w3_row q = w3_row_at(t0 + r, TH, TW);
-            int ny = OH - q.y0 < 3 ? OH - q.y0 : 3, nx = OW - q.x0 < 3 ? OW - q.x0 : 3;
-            float *o = out + q.b * osz;
-            for (int f = 0; f < F; f += 16) {
-                cnnviz_v16 a[5][5], y[3][3];
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++)
-                        a[i][j] = *(const cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f);
-                W3_TILE(y, a, 5, 3, W3_AT);
-                cnnviz_v16 bv = bias ? *(const cnnviz_v16u *)(bias + f) : zero;
-                for (int i = 0; i < ny; i++) {
-                    for (int j = 0; j < nx; j++) {
-                        cnnviz_v16 z = y[i][j] + bv;
-                        if (relu) z = (cnnviz_v16)((cnnviz_v16i)z & (cnnviz_v16i)(z > zero));
-                        *(cnnviz_v16u *)(o + ((size_t)(q.y0 + i) * OW + q.x0 + j) * F + f) = z;
-                    }
-                }
-            }
-        }
-    }
+    if (cnnviz_wide_vectors())
+        forward_v16(in, nb, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, block);
+    else
+        forward_v8(in, nb, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, block);
 }
 
-/* du (C, F) += v^T (C, nr) . dm (nr, F) for 32 maps from f, with the nr
- * rows' dm in registers (nr a constant where it is 8, so they stay there) */
-static inline __attribute__((always_inline)) void w3_weight_rows(const float *restrict v, const float *restrict dm,
-                                                                 float *restrict du, int C, int F, int f, int two,
-                                                                 int fresh, const int nr) {
-    cnnviz_v16 g0[8], g1[8];
-    #pragma GCC unroll 8
-    for (int r = 0; r < nr; r++) {
-        g0[r] = *(const cnnviz_v16u *)(dm + (size_t)r * F + f);
-        g1[r] = two ? *(const cnnviz_v16u *)(dm + (size_t)r * F + f + 16) : (cnnviz_v16){0};
-    }
-    for (int c = 0; c < C; c++) {
-        cnnviz_v16 a0 = {0}, a1 = {0};
-        if (!fresh) a0 = *(cnnviz_v16u *)(du + (size_t)c * F + f);
-        if (two && !fresh) a1 = *(cnnviz_v16u *)(du + (size_t)c * F + f + 16);
-        #pragma GCC unroll 8
-        for (int r = 0; r < nr; r++) {
-            float x = v[(size_t)r * C + c];
-            a0 += x * g0[r];
-            a1 += x * g1[r];
-        }
-        *(cnnviz_v16u *)(du + (size_t)c * F + f) = a0;
-        if (two) *(cnnviz_v16u *)(du + (size_t)c * F + f + 16) = a1;
-    }
-}
-
-/* du[xi] (C, F) (fresh: =, else +=) v[xi]^T (C, rows) . dm[xi] (rows, F),
- * eight rows at a time */
-static inline __attribute__((always_inline)) void w3_weight_product(const float *restrict v, const float *restrict dm,
-                                                                    float *restrict du, int rows, int C, int F,
-                                                                    int fresh) {
-    for (int f = 0; f < F; f += 32) {
-        int two = f + 32 <= F, r0 = 0, fr = fresh;
-        for (; r0 + 8 <= rows; r0 += 8, fr = 0)
-            w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 8);
-        for (; r0 < rows; r0++, fr = 0)
-            w3_weight_rows(v + (size_t)r0 * C, dm + (size_t)r0 * F, du, C, F, f, two, fr, 1);
-    }
-}
-
-CNNVIZ_HOT
 void cnnviz_winograd3_backward(const float *in, const float *dz, int nb, int H, int W, int C, int pad_top,
                                int pad_left, const float *u, float *din, float *du, int du_fresh, int OH, int OW,
                                int F, float *block) {
-    int TH = (OH + 2) / 3, TW = (OW + 2) / 3, T = nb * TH * TW;
-    size_t vs = plane(C), ms = plane(F), us = uplane(C, F), osz = (size_t)OH * OW * F, isz = (size_t)H * W * C;
-    const float *ut = u + 25 * us;
-    float *v = block, *m = block + 25 * vs;
-    const cnnviz_v16 zero = {0};
-    if (din) memset(din, 0, (size_t)nb * isz * sizeof *din);
-    for (int t0 = 0; t0 < T; t0 += TILE_BLOCK) {
-        int nt = T - t0 < TILE_BLOCK ? T - t0 : TILE_BLOCK;
-        /* dM = A dY A^T, the outputs past the edge taken as zero */
-        for (int r = 0; r < nt; r++) {
-            w3_row q = w3_row_at(t0 + r, TH, TW);
-            const float *g = dz + q.b * osz;
-            for (int f = 0; f < F; f += 16) {
-                cnnviz_v16 y[3][3], dm[5][5];
-                for (int i = 0; i < 3; i++)
-                    for (int j = 0; j < 3; j++)
-                        y[i][j] = q.y0 + i < OH && q.x0 + j < OW
-                                      ? *(const cnnviz_v16u *)(g + ((size_t)(q.y0 + i) * OW + q.x0 + j) * F + f)
-                                      : zero;
-                W3_TILE(dm, y, 3, 5, W3_A);
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++)
-                        *(cnnviz_v16u *)(m + (size_t)(i * 5 + j) * ms + (size_t)r * F + f) = dm[i][j];
-            }
-        }
-        if (du) {
-            w3_input_rows(in, H, W, C, pad_top, pad_left, TH, TW, t0, nt, v, vs);
-            for (int xi = 0; xi < 25; xi++)
-                w3_weight_product(v + xi * vs, m + xi * ms, du + xi * us, nt, C, F, du_fresh && t0 == 0);
-        }
-        if (!din) continue;
-        /* dV = dM . U^T, then dX = B dV B^T added into the window */
-        for (int xi = 0; xi < 25; xi++) product_v16(m + xi * ms, ut + xi * us, v + xi * vs, nt, F, C);
-        for (int r = 0; r < nt; r++) {
-            w3_row q = w3_row_at(t0 + r, TH, TW);
-            float *dx = din + q.b * isz;
-            int y0 = q.y0 - pad_top, x0 = q.x0 - pad_left;
-            for (int c = 0; c < C; c += 16) {
-                cnnviz_v16 a[5][5], d[5][5];
-                for (int i = 0; i < 5; i++)
-                    for (int j = 0; j < 5; j++)
-                        a[i][j] = *(const cnnviz_v16u *)(v + (size_t)(i * 5 + j) * vs + (size_t)r * C + c);
-                W3_TILE(d, a, 5, 5, W3_B);
-                for (int i = 0; i < 5; i++) {
-                    int y = y0 + i;
-                    if (y < 0 || y >= H) continue;
-                    for (int j = 0; j < 5; j++) {
-                        int x = x0 + j;
-                        if (x >= 0 && x < W) *(cnnviz_v16u *)(dx + ((size_t)y * W + x) * C + c) += d[i][j];
-                    }
-                }
-            }
-        }
-    }
+    if (cnnviz_wide_vectors())
+        backward_v16(in, dz, nb, H, W, C, pad_top, pad_left, u, din, du, du_fresh, OH, OW, F, block);
+    else
+        backward_v8(in, dz, nb, H, W, C, pad_top, pad_left, u, din, du, du_fresh, OH, OW, F, block);
 }
 
-/* dw (3, 3, C, F) += G^T dU G */
-CNNVIZ_HOT
 void cnnviz_winograd3_weight_grad(const float *restrict du, int C, int F, float *restrict dw) {
-    size_t cf = (size_t)C * F, us = uplane(C, F);
-    for (int c = 0; c < C; c++)
-        for (int f = 0; f < F; f += 16) {
-            cnnviz_v16 a[5][5], d[3][3];
-            for (int i = 0; i < 5; i++)
-                for (int j = 0; j < 5; j++) a[i][j] = *(const cnnviz_v16u *)(du + (size_t)(i * 5 + j) * us + c * F + f);
-            W3_TILE(d, a, 5, 3, W3_GT);
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++) *(cnnviz_v16u *)(dw + (size_t)(i * 3 + j) * cf + c * F + f) += d[i][j];
-        }
+    if (cnnviz_wide_vectors())
+        weight_grad_v16(du, C, F, dw);
+    else
+        weight_grad_v8(du, C, F, dw);
 }
