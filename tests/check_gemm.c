@@ -114,52 +114,49 @@ START_TEST(gemm_bits_independent_of_place) {
 }
 END_TEST
 
+/* Every shape, NN, TN and NT, with and without accumulate, computed twice,
+ * with second_run(0) before the first run and second_run(1) before the
+ * second: the same bits */
+static void both_runs_same_bits(const char *what, unsigned seed, void (*second_run)(int)) {
+    for (int t = 0; t < NSHAPES; t++)
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            const shape *s = &shapes[t];
+            size_t mn = (size_t)s->M * s->N;
+            float *A = random_floats(a_rows(s) * lda(s), seed + t);
+            float *B = random_floats(b_rows(s) * ldb(s), seed + 10 + t);
+            float *C = random_floats(mn, seed + 20 + t), *E = malloc(mn * sizeof *E);
+            memcpy(E, C, mn * sizeof *E);
+            second_run(0);
+            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), C, s->N, accumulate);
+            second_run(1);
+            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), E, s->N, accumulate);
+            size_t at = mn;
+            for (size_t i = 0; i < mn && at == mn; i++)
+                if (memcmp(&C[i], &E[i], sizeof *C)) at = i;
+            ck_assert_msg(at == mn, "shape %d (%d%d %dx%dx%d) acc %d: %s differs at %zu (%.9g, %.9g)", t, s->ta,
+                          s->tb, s->M, s->N, s->K, accumulate, what, at, at < mn ? C[at] : 0.0, at < mn ? E[at] : 0.0);
+            free(A), free(B), free(C), free(E);
+        }
+}
+
 /* the portable products without memory for their copies (the last
  * columns' panel, NN/TN) sum each element element by element: the same
  * bits as with the copies */
 START_TEST(gemm_no_memory_path_same_bits) {
     set_path(0);
-    for (int t = 0; t < NSHAPES; t++)
-        for (int accumulate = 0; accumulate < 2; accumulate++) {
-            const shape *s = &shapes[t];
-            size_t mn = (size_t)s->M * s->N;
-            float *A = random_floats(a_rows(s) * lda(s), 60 + t), *B = random_floats(b_rows(s) * ldb(s), 70 + t);
-            float *C = random_floats(mn, 80 + t), *E = malloc(mn * sizeof *E);
-            memcpy(E, C, mn * sizeof *E);
-            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), C, s->N, accumulate);
-            cnnviz_gemm_force_no_copies(1);
-            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), E, s->N, accumulate);
-            cnnviz_gemm_force_no_copies(0);
-            ck_assert_msg(memcmp(C, E, mn * sizeof *C) == 0, "shape %d (%d%d %dx%dx%d) acc %d: the no-memory path "
-                          "differs", t, s->ta, s->tb, s->M, s->N, s->K, accumulate);
-            free(A), free(B), free(C), free(E);
-        }
+    both_runs_same_bits("the no-memory path", 60, cnnviz_gemm_force_no_copies);
+    cnnviz_gemm_force_no_copies(0);
     set_path(-1);
 }
 END_TEST
 
 /* The AVX-512 kernels and the portable code sum every element in the
- * same order: the same bits, NN, TN and NT, with and without accumulate
- * (where the CPU has no AVX-512 both runs take the portable code) */
+ * same order: the same bits (where the CPU has no AVX-512 both runs take
+ * the portable code) */
+static void portable_second(int second) { set_path(!second); }
+
 START_TEST(gemm_paths_same_bits) {
-    for (int t = 0; t < NSHAPES; t++)
-        for (int accumulate = 0; accumulate < 2; accumulate++) {
-            const shape *s = &shapes[t];
-            size_t mn = (size_t)s->M * s->N;
-            float *A = random_floats(a_rows(s) * lda(s), 90 + t), *B = random_floats(b_rows(s) * ldb(s), 100 + t);
-            float *C = random_floats(mn, 110 + t), *E = malloc(mn * sizeof *E);
-            memcpy(E, C, mn * sizeof *E);
-            set_path(1);
-            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), C, s->N, accumulate);
-            set_path(0);
-            cnnviz_gemm(s->ta, s->tb, s->M, s->N, s->K, A, lda(s), B, ldb(s), E, s->N, accumulate);
-            size_t at = mn;
-            for (size_t i = 0; i < mn && at == mn; i++)
-                if (memcmp(&C[i], &E[i], sizeof *C)) at = i;
-            ck_assert_msg(at == mn, "shape %d (%d%d %dx%dx%d) acc %d: the paths differ at %zu (%.9g, %.9g)", t, s->ta,
-                          s->tb, s->M, s->N, s->K, accumulate, at, at < mn ? C[at] : 0.0, at < mn ? E[at] : 0.0);
-            free(A), free(B), free(C), free(E);
-        }
+    both_runs_same_bits("the portable path", 90, portable_second);
     set_path(-1);
 }
 END_TEST
