@@ -28,6 +28,10 @@
  * pooling after it run as one pass (cnnviz_conv_pool_forward/backward).
  * The direct path's input gradient (stride 1) is gathered per input pixel,
  * four pixels at a time, rather than scattered per output pixel.
+ * The direct forward, the fused pass, the sparse window kernels and
+ * Winograd come in 16-float (AVX-512) and 8-float (AVX2) vectors with the
+ * same bits (conv2d-direct-kernel.h, conv2d-sparse-kernel.h,
+ * winograd*-kernel.h); the direct path's own backward is AVX-512 only.
  * Chunking depends on the layer's geometry only, never on the thread count,
  * so results are bit-identical for any number of threads. */
 #include <string.h>
