@@ -1046,11 +1046,13 @@ static void sparse_input_grad_windows(const conv2d_layer *c, const float *restri
         input_grad_windows_v8(c, wt, din, nb, rs, lf, lv);
 }
 
+/* whether the kernels of one of the two vector widths run here */
+static int vector_kernels(void) { return cnnviz_wide_vectors() || cnnviz_avx2_vectors(); }
+
 /* whether sparse_weight_grad_windows handles this layer */
 static int windows_direct(const conv2d_layer *c) {
     int seg = c->kw * c->C;
-    return (cnnviz_wide_vectors() || cnnviz_avx2_vectors()) &&
-           cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
+    return vector_kernels() && cnnviz_windows_inside(c->H, c->kh, c->sh, c->OH, c->pad_top) &&
            cnnviz_windows_inside(c->W, c->kw, c->sw, c->OW, c->pad_left) && seg % 16 == 0 &&
            (seg == 32 || seg == 64 || seg == 96 || seg == 128) &&
            (size_t)chunk_samples(c) * in_floats(c) < ((size_t)1 << 30);
@@ -1278,14 +1280,15 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors);
      * Winograd and the direct forward also have AVX2 versions
      * (cnnviz_avx2_vectors) */
-    int wide = cnnviz_wide_vectors(), vec = wide || cnnviz_avx2_vectors();
-    c->direct = wide && c->K <= DIRECT_MAX_K;
+    int vec = vector_kernels();
+    c->direct = cnnviz_wide_vectors() && c->K <= DIRECT_MAX_K;
     c->direct_forward = vec && c->K <= DIRECT_MAX_K;
-    if (vec && !c->direct_forward && cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
-        c->winograd = 2;
-    else if (vec && !c->direct_forward &&
-             cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
-        c->winograd = 3;
+    if (vec && !c->direct_forward) {
+        if (cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+            c->winograd = 2;
+        else if (cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
+            c->winograd = 3;
+    }
     c->alpha = cnnviz_fused_activation_alpha(spec->activation);
     l->activation = spec->activation;
     l->out_shape = cnnviz_shape3(c->OH, c->OW, c->F);

@@ -23,8 +23,9 @@
  * everywhere (with FMA: the AVX-512 and AVX2 clones), so they give the
  * same bits, and a machine always gets the same bits. The portable NN/TN
  * code takes heap memory for a copy of B's last columns; without it, it
- * goes element by element in the same order. The callers that run threads call the products serially inside
- * their own regions, with chunks that do not depend on the thread count. */
+ * goes element by element in the same order. The callers that run
+ * threads call the products serially inside their own regions, with
+ * chunks that do not depend on the thread count. */
 #include <stddef.h>
 #include <stdlib.h>
 #ifdef _OPENMP
@@ -95,15 +96,15 @@ static inline __attribute__((always_inline)) void axpy16_any_plain(int R, int K,
 
 /* C (M, N) element by element where there is no memory for a copy of B:
  * each element's multiply-adds one at a time, k in order, as one lane of
- * axpy16_plain does them; b(k, j) = B[k*bks + j*bjs] */
+ * axpy16_plain does them; b(k, j) = B[k*ldb + j] */
 static inline __attribute__((always_inline)) void elements_plain(int M, int N, int K, const float *A, size_t ars,
-                                                                 size_t aks, const float *B, size_t bks, size_t bjs,
-                                                                 float *C, size_t ldc, int accumulate) {
+                                                                 size_t aks, const float *B, size_t ldb, float *C,
+                                                                 size_t ldc, int accumulate) {
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float s = 0.0f;
             for (int k = 0; k < K; k++)
-                s += A[(size_t)i * ars + (size_t)k * aks] * B[(size_t)k * bks + (size_t)j * bjs];
+                s += A[(size_t)i * ars + (size_t)k * aks] * B[(size_t)k * ldb + j];
             float *c = C + (size_t)i * ldc + j;
             *c = accumulate ? *c + s : s;
         }
@@ -125,7 +126,7 @@ static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t a
     if (w) {
         panel = no_copies ? NULL : malloc((size_t)K * 16 * sizeof *panel);
         if (!panel) {
-            elements_plain(M, w, K, A, ars, aks, B + full, ldb, 1, C + full, ldc, accumulate);
+            elements_plain(M, w, K, A, ars, aks, B + full, ldb, C + full, ldc, accumulate);
             N = full;
         } else {
             for (int k = 0; k < K; k++)
@@ -146,7 +147,8 @@ static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t a
 }
 
 /* the sum of sixteen partial sums, held as lanes 0-7 (lo) and 8-15 (hi),
- * in the AVX-512 kernel's fixed tree: lanes l and l+8, then l+4, l+2, l+1 */
+ * in the AVX-512 kernel's fixed tree (cnnviz_hsum16's, for a vector held
+ * in two halves): lanes l and l+8, then l+4, l+2, l+1 */
 static inline float tree16_plain(cnnviz_v8u lo, cnnviz_v8u hi) {
     cnnviz_v8u h8 = lo + hi;
     float h4[4];

@@ -52,10 +52,10 @@ int cnnviz_wide_vectors(void);
 void cnnviz_force_wide_vectors(int wide);
 /* Whether this CPU runs 8-float vectors in one register with FMA (AVX2,
  * x86-64-v3 and later): where cnnviz_wide_vectors() is 0, the kernels
- * written for them (Winograd F(2x2, 3x3), the direct conv's forward, the
- * fused conv+pool pass, the sparse window kernels) take the place of the
- * sgemm and plain paths. Tests force it with cnnviz_force_avx2_vectors(0 or 1; -1: the CPU
- * again). */
+ * written for them (Winograd F(2x2, 3x3) and F(3x3, 3x3), the direct
+ * conv's forward, the fused conv+pool pass, the sparse window kernels)
+ * take the place of the sgemm and plain paths. Tests force it with
+ * cnnviz_force_avx2_vectors(0 or 1; -1: the CPU again). */
 int cnnviz_avx2_vectors(void);
 void cnnviz_force_avx2_vectors(int on);
 

@@ -72,7 +72,6 @@ void cnnviz_winograd_weights(const float *restrict w, int C, int F, float *restr
 #define WK_L 16
 #define WK_NV 4
 #define WK_NAME(x) x##_v16
-#define WK_TARGET CNNVIZ_HOT
 #include "winograd2-kernel.h"
 
 #define WK_V cnnviz_v8
@@ -81,7 +80,6 @@ void cnnviz_winograd_weights(const float *restrict w, int C, int F, float *restr
 #define WK_L 8
 #define WK_NV 2
 #define WK_NAME(x) x##_v8
-#define WK_TARGET CNNVIZ_HOT
 #include "winograd2-kernel.h"
 
 void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,

@@ -4,7 +4,6 @@
  *   WK_L                its lanes (16: AVX-512, 8: AVX2)
  *   WK_NV               vectors of maps per row in the product's main tile
  *   WK_NAME(x)          the name of this width's x
- *   WK_TARGET           the attributes of its entry point
  * Lanes are maps or channels, never summed with each other, and every
  * product element is one FMA chain over the channels in order, so both
  * widths give the same bits whatever their tiles (check_layers holds them
@@ -132,7 +131,7 @@ WK_NAME(output_tile)(const float *restrict m, size_t xi_stride, int F, const flo
     }
 }
 
-WK_TARGET
+CNNVIZ_HOT
 static void WK_NAME(sample)(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
                             const float *bias, int relu, float *out, int OH, int OW, int F, float *block) {
     int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW;
@@ -162,4 +161,3 @@ static void WK_NAME(sample)(const float *in, int H, int W, int C, int pad_top, i
 #undef WK_L
 #undef WK_NV
 #undef WK_NAME
-#undef WK_TARGET

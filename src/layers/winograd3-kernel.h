@@ -44,8 +44,9 @@ static void W3_NAME(w3_transform)(const float *restrict w, int C, int F, float *
 }
 
 /* V[xi][r][c..] = (B^T d B)[xi] for the 5x5 window at (y0, x0), zeros outside */
-static inline __attribute__((always_inline)) void W3_NAME(w3_input_tile)(const float *restrict in, int H, int W, int C, int y0,
-                                                                int x0, float *restrict v, size_t xi_stride) {
+static inline __attribute__((always_inline)) void
+W3_NAME(w3_input_tile)(const float *restrict in, int H, int W, int C, int y0, int x0, float *restrict v,
+                       size_t xi_stride) {
     int inside = y0 >= 0 && y0 + 5 <= H && x0 >= 0 && x0 + 5 <= W;
     for (int c = 0; c < C; c += W3_L) {
         W3_V d[5][5], r[5][5];
@@ -63,9 +64,9 @@ static inline __attribute__((always_inline)) void W3_NAME(w3_input_tile)(const f
 }
 
 /* the rows [r0, r0 + nt) of a call's blocks into V */
-static inline __attribute__((always_inline)) void W3_NAME(w3_input_rows)(const float *in, int H, int W, int C, int pad_top,
-                                                                int pad_left, int TH, int TW, int r0, int nt, float *v,
-                                                                size_t vs) {
+static inline __attribute__((always_inline)) void
+W3_NAME(w3_input_rows)(const float *in, int H, int W, int C, int pad_top, int pad_left, int TH, int TW, int r0, int nt,
+                       float *v, size_t vs) {
     size_t isz = (size_t)H * W * C;
     for (int r = 0; r < nt; r++) {
         w3_row q = w3_row_at(r0 + r, TH, TW);
@@ -112,9 +113,9 @@ static void W3_NAME(forward)(const float *in, int nb, int H, int W, int C, int p
  * rows' dm in registers (nr a constant where it is W3_WR, so they stay
  * there); du is loaded first and each row added to it in turn, so how the
  * rows go in blocks does not change the sums */
-static inline __attribute__((always_inline)) void W3_NAME(w3_weight_rows)(const float *restrict v, const float *restrict dm,
-                                                                 float *restrict du, int C, int F, int f, int two,
-                                                                 int fresh, const int nr) {
+static inline __attribute__((always_inline)) void
+W3_NAME(w3_weight_rows)(const float *restrict v, const float *restrict dm, float *restrict du, int C, int F, int f,
+                        int two, int fresh, const int nr) {
     W3_V g0[W3_WR], g1[W3_WR];
     #pragma GCC unroll 8
     for (int r = 0; r < nr; r++) {
@@ -138,9 +139,9 @@ static inline __attribute__((always_inline)) void W3_NAME(w3_weight_rows)(const 
 
 /* du[xi] (C, F) (fresh: =, else +=) v[xi]^T (C, rows) . dm[xi] (rows, F),
  * W3_WR rows at a time */
-static inline __attribute__((always_inline)) void W3_NAME(w3_weight_product)(const float *restrict v, const float *restrict dm,
-                                                                    float *restrict du, int rows, int C, int F,
-                                                                    int fresh) {
+static inline __attribute__((always_inline)) void
+W3_NAME(w3_weight_product)(const float *restrict v, const float *restrict dm, float *restrict du, int rows, int C,
+                           int F, int fresh) {
     for (int f = 0; f < F; f += 2 * W3_L) {
         int two = f + 2 * W3_L <= F, r0 = 0, fr = fresh;
         for (; r0 + W3_WR <= rows; r0 += W3_WR, fr = 0)
