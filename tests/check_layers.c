@@ -300,7 +300,9 @@ static void same_bits(const char *what, const char *part, float *const y[2], siz
 }
 
 /* A layer's forward in 16-float (AVX-512) and in 8-float (AVX2) vectors:
- * the same bits; in training, its input and parameter gradients too. */
+ * the same bits; in training, its input and parameter gradients too
+ * (training 2: the parameter gradients without the input's, the way a
+ * first layer trains). */
 static void layer_widths_same_bits(const char *what, cnnviz_shape in, const cnnviz_layer_spec *spec, int B,
                                    uint64_t seed, int training) {
     float *y[2], *dx[2], *g[2];
@@ -316,15 +318,15 @@ static void layer_widths_same_bits(const char *what, cnnviz_shape in, const cnnv
         memcpy(y[wide], cnnviz_forward(r.m, r.ws, r.x, B, -1, training), n * sizeof(float));
         if (training) {
             cnnviz_model_zero_grads(r.m);
-            cnnviz_backward(r.m, r.ws, r.wr, B, -1, 1, dx[wide]);
+            cnnviz_backward(r.m, r.ws, r.wr, B, -1, 1, training == 2 ? NULL : dx[wide]);
             memcpy(g[wide], r.m->grads, np * sizeof(float));
         }
         rig_free(&r);
     }
     set_vectors(-1, -1);
     same_bits(what, "output", y, n);
+    if (training == 1) same_bits(what, "input gradient", dx, nin);
     if (training) {
-        same_bits(what, "input gradient", dx, nin);
         same_bits(what, "parameter gradients", g, np);
     }
     for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]), free(g[i]);
@@ -337,7 +339,7 @@ static void conv_widths_case(int H, int W, int C, int F, int k, int s, int same,
     spec.no_bias = no_bias;
     char what[96];
     snprintf(what, sizeof what, "conv %dx%dx%d -> %d k%d s%d %s%s", H, W, C, F, k, s, same ? "same" : "valid",
-             training ? ", training" : "");
+             training == 1 ? ", training" : training ? ", training, no input gradient" : "");
     layer_widths_same_bits(what, cnnviz_shape3(H, W, C), &spec, B, (uint64_t)(H * 31 + F), training);
 }
 
@@ -363,6 +365,20 @@ START_TEST(conv_widths_same_bits) {
     conv_widths_case(5, 5, 64, 64, 3, 1, 0, 0, 1, 8, 1);
     conv_widths_case(7, 7, 16, 32, 3, 1, 0, 1, 1, 5, 1);
     conv_widths_case(13, 13, 32, 64, 3, 1, 0, 0, 1, 3, 1);
+    /* training the direct conv: 64 maps on 28x28 (K = 9, every window
+     * inside: the kernel reading the input), same padding (the column
+     * kernel, Kp = 12), 36 and 20 maps (tails; stride 2: the scattered
+     * input gradient), a 2x2 kernel on two channels (K = 8), linear (no
+     * ReLU mask); with the input gradient and without (the ReLU mask in
+     * the weight-gradient kernels) */
+    for (int training = 1; training <= 2; training++) {
+        conv_widths_case(28, 28, 1, 64, 3, 1, 0, 0, 1, 2, training);
+        conv_widths_case(12, 10, 1, 64, 3, 1, 1, 0, 1, 3, training);
+        conv_widths_case(12, 10, 1, 36, 3, 1, 0, 0, 0, 2, training);
+        conv_widths_case(9, 8, 1, 20, 3, 2, 1, 0, 1, 2, training);
+        conv_widths_case(9, 8, 2, 20, 2, 1, 1, 0, 1, 3, training);
+        conv_widths_case(9, 9, 1, 48, 3, 1, 1, 1, 1, 2, training);
+    }
 }
 END_TEST
 

@@ -7,6 +7,8 @@
  *   DK_BG       groups of DK_L filters the fused backward keeps in
  *               registers at once (2 in AVX-512's 32 registers, 1 in
  *               AVX2's 16: nine taps and a bias sum per group)
+ *   DK_IGP      input pixels the direct input gradient sums at once (4 at
+ *               L = 16, 2 at L = 8: four accumulators a pixel at L = 8)
  *   DK_NAME(x)  the name of this width's x
  *   DK_TARGET   the attributes of the fused pass's kernels
  * Lanes are filters, never summed with each other; each output is the
@@ -205,6 +207,280 @@ static void DK_NAME(conv_pool_backward)(const conv2d_layer *c, const float *in, 
     }
 }
 
+/* --- the direct path's backward ------------------------------------------
+ * Lanes are filters for the weight gradient, each summed over a sample's
+ * pixels in order from zero. The Kp = 12 and K = 9 kernels hold DK_BG
+ * groups of L filters; the general loop covers the filters that fill whole
+ * 16-float groups (the same set at either width) and leaves the rest to
+ * scalar code. The input gradient sums over filters, lanes with each
+ * other: both widths keep the 16-float code's two accumulators (filters
+ * f..f+15 and f+16..f+31 of each block of 32), as 16/L vectors each, and
+ * reduce them in cnnviz_hsum16's tree. */
+#define DK_NV (16 / DK_L)
+#if DK_L == 16
+#define DK_HSUM_AB(a, b) cnnviz_hsum16((a)[0] + (b)[0])
+#else
+#define DK_HSUM_AB(a, b) cnnviz_hsum16_halves((a)[0] + (b)[0], (a)[1] + (b)[1])
+#endif
+/* dz masked by a ReLU's output y > 0 (yp: y at the same place) */
+#define DK_MASKED(d, yp) ((DK_V)((DK_VI)(d) & (*(const DK_VU *)(yp) > zero)))
+
+/* dw (K, F) = col^T · dz and db (F) = column sums of dz over one sample's
+ * npix rows; overwritten. col rows are Kp (a multiple of 4) floats. y !=
+ * NULL: dz is the gradient of a ReLU's output y, masked here rather than
+ * in a separate pass over memory. */
+CNNVIZ_HOT
+static void DK_NAME(direct_weight_grad)(const float *restrict col, const float *restrict dz, const float *restrict y,
+                                        int npix, int K, int Kp, int F, float *restrict dw, float *restrict db) {
+    const DK_V zero = {0};
+    int f = 0, F32 = F / 32 * 32, F16 = F / 16 * 16;
+    /* Kp = 12 (a 3x3 kernel on one channel): all twelve taps of DK_BG
+     * groups in one pass, so dz and the mask are read once, not three
+     * times; the bias gradient too, summed in the same pixel order */
+    if (Kp == 12)
+        for (; f < F32; f += DK_BG * DK_L) {
+            DK_V a[DK_BG][12], sd[DK_BG];
+            #pragma GCC unroll 2
+            for (int g = 0; g < DK_BG; g++) {
+                sd[g] = zero;
+                #pragma GCC unroll 12
+                for (int j = 0; j < 12; j++) a[g][j] = zero;
+            }
+            const float *cp = col, *dp = dz + f, *yp = y ? y + f : NULL;
+            for (int p = 0; p < npix; p++, cp += 12, dp += F) {
+                DK_V d[DK_BG];
+                #pragma GCC unroll 2
+                for (int g = 0; g < DK_BG; g++) {
+                    d[g] = *(const DK_VU *)(dp + g * DK_L);
+                    if (yp) d[g] = DK_MASKED(d[g], yp + g * DK_L);
+                    sd[g] += d[g];
+                }
+                if (yp) yp += F;
+                #pragma GCC unroll 12
+                for (int j = 0; j < 12; j++) {
+                    #pragma GCC unroll 2
+                    for (int g = 0; g < DK_BG; g++) a[g][j] += cp[j] * d[g];
+                }
+            }
+            #pragma GCC unroll 2
+            for (int g = 0; g < DK_BG; g++) {
+                if (db) *(DK_VU *)(db + f + g * DK_L) = sd[g];
+                #pragma GCC unroll 12
+                for (int j = 0; j < 12; j++)
+                    if (j < K) *(DK_VU *)(dw + (size_t)j * F + f + g * DK_L) = a[g][j];
+            }
+        }
+    int fdb = f; /* db[0, fdb) is done */
+    /* four taps by 2L filters, then by L (only at L = 16: one group of 16) */
+    for (; f + 2 * DK_L <= F16; f += 2 * DK_L)
+        for (int k0 = 0; k0 < Kp; k0 += 4) {
+            DK_V a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+            const float *cp = col + k0, *dp = dz + f, *yp = y ? y + f : NULL;
+            for (int p = 0; p < npix; p++, cp += Kp, dp += F) {
+                DK_V d = *(const DK_VU *)dp, e = *(const DK_VU *)(dp + DK_L);
+                if (yp) {
+                    d = DK_MASKED(d, yp), e = DK_MASKED(e, yp + DK_L);
+                    yp += F;
+                }
+                a0 += cp[0] * d, b0 += cp[0] * e;
+                a1 += cp[1] * d, b1 += cp[1] * e;
+                a2 += cp[2] * d, b2 += cp[2] * e;
+                a3 += cp[3] * d, b3 += cp[3] * e;
+            }
+            DK_V r[8] = {a0, b0, a1, b1, a2, b2, a3, b3};
+            for (int j = 0; j < 4 && k0 + j < K; j++) {
+                *(DK_VU *)(dw + (size_t)(k0 + j) * F + f) = r[2 * j];
+                *(DK_VU *)(dw + (size_t)(k0 + j) * F + f + DK_L) = r[2 * j + 1];
+            }
+        }
+    for (; f + DK_L <= F16; f += DK_L)
+        for (int k0 = 0; k0 < Kp; k0 += 4) {
+            DK_V a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+            const float *cp = col + k0, *dp = dz + f, *yp = y ? y + f : NULL;
+            for (int p = 0; p < npix; p++, cp += Kp, dp += F) {
+                DK_V d = *(const DK_VU *)dp;
+                if (yp) {
+                    d = DK_MASKED(d, yp);
+                    yp += F;
+                }
+                a0 += cp[0] * d, a1 += cp[1] * d, a2 += cp[2] * d, a3 += cp[3] * d;
+            }
+            DK_V r[4] = {a0, a1, a2, a3};
+            for (int j = 0; j < 4 && k0 + j < K; j++) *(DK_VU *)(dw + (size_t)(k0 + j) * F + f) = r[j];
+        }
+    for (; f < F; f++)
+        for (int k = 0; k < K; k++) {
+            float a = 0.0f;
+            for (int p = 0; p < npix; p++)
+                if (!y || y[(size_t)p * F + f] > 0.0f) a += col[(size_t)p * Kp + k] * dz[(size_t)p * F + f];
+            dw[(size_t)k * F + f] = a;
+        }
+    if (!db || fdb == F) return;
+    for (int g = fdb; g < F; g++) db[g] = 0.0f;
+    for (int p = 0; p < npix; p++) {
+        const float *d = dz + (size_t)p * F, *yy = y ? y + (size_t)p * F : d;
+        #pragma omp simd
+        for (int g = fdb; g < F; g++) db[g] += !y || yy[g] > 0.0f ? d[g] : 0.0f;
+    }
+}
+
+/* direct_weight_grad for a 3x3 kernel on one channel (direct_weight_grad9_ok:
+ * K = 9, F a multiple of 32, every window inside the input), the taps
+ * read straight from the input (interior table), no columns built: the
+ * same sums in the same order as direct_columns + direct_weight_grad. */
+CNNVIZ_HOT
+static void DK_NAME(direct_weight_grad9)(const conv2d_layer *c, const float *restrict x,
+                                         const int *restrict interior, const float *restrict dz,
+                                         const float *restrict y, float *restrict dw, float *restrict db) {
+    const DK_V zero = {0};
+    int F = c->F;
+    int off[9];
+    for (int j = 0; j < 9; j++) off[j] = interior[j];
+    for (int f = 0; f < F; f += DK_BG * DK_L) {
+        DK_V a[DK_BG][9], sd[DK_BG];
+        #pragma GCC unroll 2
+        for (int g = 0; g < DK_BG; g++) {
+            sd[g] = zero;
+            #pragma GCC unroll 9
+            for (int j = 0; j < 9; j++) a[g][j] = zero;
+        }
+        const float *dp = dz + f, *yp = y ? y + f : NULL;
+        for (int oy = 0; oy < c->OH; oy++) {
+            const float *xr = x + (size_t)oy * c->sh * c->W * c->C;
+            for (int ox = 0; ox < c->OW; ox++, dp += F) {
+                const float *cp = xr + (size_t)ox * c->sw * c->C;
+                DK_V d[DK_BG];
+                #pragma GCC unroll 2
+                for (int g = 0; g < DK_BG; g++) {
+                    d[g] = *(const DK_VU *)(dp + g * DK_L);
+                    if (yp) d[g] = DK_MASKED(d[g], yp + g * DK_L);
+                    sd[g] += d[g];
+                }
+                if (yp) yp += F;
+                #pragma GCC unroll 9
+                for (int j = 0; j < 9; j++) {
+                    float v = cp[off[j]];
+                    #pragma GCC unroll 2
+                    for (int g = 0; g < DK_BG; g++) a[g][j] += v * d[g];
+                }
+            }
+        }
+        #pragma GCC unroll 2
+        for (int g = 0; g < DK_BG; g++) {
+            #pragma GCC unroll 9
+            for (int j = 0; j < 9; j++) *(DK_VU *)(dw + (size_t)j * F + f + g * DK_L) = a[g][j];
+            if (db) *(DK_VU *)(db + f + g * DK_L) = sd[g];
+        }
+    }
+}
+
+/* For P input pixels q whose dz rows start F floats apart at d: a[q] +=
+ * d·w and b[q] += over one tap's filters wp, in blocks of 32 (a: the
+ * first 16, b: the next), then one of 16 (a), then s[q] += the rest one by
+ * one: the 16-float code's order at either width. Each weight load feeds
+ * the P pixels. */
+static inline __attribute__((always_inline)) void DK_NAME(tap_sums)(const int P, DK_V (*a)[DK_NV], DK_V (*b)[DK_NV],
+                                                                     float *s, const float *d, const float *wp,
+                                                                     int F) {
+    int f = 0;
+    for (; f + 32 <= F; f += 32) {
+        DK_V wa[DK_NV], wb[DK_NV];
+        #pragma GCC unroll 2
+        for (int h = 0; h < DK_NV; h++)
+            wa[h] = *(const DK_VU *)(wp + f + h * DK_L), wb[h] = *(const DK_VU *)(wp + f + 16 + h * DK_L);
+        #pragma GCC unroll 4
+        for (int q = 0; q < P; q++) {
+            #pragma GCC unroll 2
+            for (int h = 0; h < DK_NV; h++) {
+                a[q][h] += *(const DK_VU *)(d + (size_t)q * F + f + h * DK_L) * wa[h];
+                b[q][h] += *(const DK_VU *)(d + (size_t)q * F + f + 16 + h * DK_L) * wb[h];
+            }
+        }
+    }
+    for (; f + 16 <= F; f += 16) {
+        DK_V wa[DK_NV];
+        #pragma GCC unroll 2
+        for (int h = 0; h < DK_NV; h++) wa[h] = *(const DK_VU *)(wp + f + h * DK_L);
+        #pragma GCC unroll 4
+        for (int q = 0; q < P; q++) {
+            #pragma GCC unroll 2
+            for (int h = 0; h < DK_NV; h++) a[q][h] += *(const DK_VU *)(d + (size_t)q * F + f + h * DK_L) * wa[h];
+        }
+    }
+    for (; f < F; f++) {
+        #pragma GCC unroll 4
+        for (int q = 0; q < P; q++) s[q] += d[(size_t)q * F + f] * wp[f];
+    }
+}
+
+/* dx (H, W, C) of one sample from dz (OH, OW, F), stride 1, gathered
+ * rather than scattered: each input value is the sum, over the taps whose
+ * output pixel exists, of dz(that pixel)·W(tap, ch). No memset, no
+ * read-modify-write; DK_IGP neighbouring input pixels at a time where
+ * every tap exists, one by one at the border (the same sums: pixels are
+ * independent). The order of the sums is fixed per sample, whatever the
+ * thread count. */
+CNNVIZ_HOT
+static void DK_NAME(direct_input_grad_s1)(const conv2d_layer *c, const float *restrict dz, const float *restrict w,
+                                          float *restrict dx) {
+    int F = c->F, C = c->C, OH = c->OH, OW = c->OW, kh = c->kh, kw = c->kw, T = kh * kw;
+    int pt = c->pad_top, pl = c->pad_left;
+    const DK_V zero = {0};
+    /* a tap t = (ky, kx) reads dz at (oy, ox) = (iy + pt - ky, ix + pl - kx) */
+    ptrdiff_t doff[DIRECT_MAX_K];
+    for (int ky = 0, t = 0; ky < kh; ky++)
+        for (int kx = 0; kx < kw; kx++, t++) doff[t] = -((ptrdiff_t)ky * OW + kx) * F;
+    /* input pixels whose every tap has an output pixel: [y0, y1) x [x0, x1) */
+    int y0 = kh - 1 - pt, y1 = OH - pt, x0 = kw - 1 - pl, x1 = OW - pl;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y1 > c->H) y1 = c->H;
+    if (x1 > c->W) x1 = c->W;
+    for (int iy = 0; iy < c->H; iy++) {
+        int row_inside = iy >= y0 && iy < y1;
+        for (int ix = 0; ix < c->W;) {
+            float *xp = dx + ((size_t)iy * c->W + ix) * C;
+            if (row_inside && ix >= x0 && ix + DK_IGP <= x1) {
+                const float *d0 = dz + ((ptrdiff_t)(iy + pt) * OW + (ix + pl)) * F;
+                for (int ch = 0; ch < C; ch++) {
+                    DK_V a[DK_IGP][DK_NV], b[DK_IGP][DK_NV];
+                    float s[DK_IGP];
+                    #pragma GCC unroll 4
+                    for (int q = 0; q < DK_IGP; q++) {
+                        s[q] = 0.0f;
+                        #pragma GCC unroll 2
+                        for (int h = 0; h < DK_NV; h++) a[q][h] = b[q][h] = zero;
+                    }
+                    for (int t = 0; t < T; t++)
+                        DK_NAME(tap_sums)(DK_IGP, a, b, s, d0 + doff[t], w + ((size_t)t * C + ch) * F, F);
+                    #pragma GCC unroll 4
+                    for (int q = 0; q < DK_IGP; q++) xp[q * C + ch] = DK_HSUM_AB(a[q], b[q]) + s[q];
+                }
+                ix += DK_IGP;
+                continue;
+            }
+            for (int ch = 0; ch < C; ch++) {
+                DK_V a[1][DK_NV], b[1][DK_NV];
+                float s[1] = {0.0f};
+                #pragma GCC unroll 2
+                for (int h = 0; h < DK_NV; h++) a[0][h] = b[0][h] = zero;
+                for (int ky = 0, t = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++, t++) {
+                        int oy = iy + pt - ky, ox = ix + pl - kx;
+                        if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
+                        const float *d = dz + ((size_t)oy * OW + ox) * F, *wp = w + ((size_t)t * C + ch) * F;
+                        DK_NAME(tap_sums)(1, a, b, s, d, wp, F);
+                    }
+                xp[ch] = DK_HSUM_AB(a[0], b[0]) + s[0];
+            }
+            ix++;
+        }
+    }
+}
+#undef DK_MASKED
+#undef DK_HSUM_AB
+#undef DK_NV
+
 #undef DK_RELU
 
 /* the parameters, for the next width */
@@ -214,5 +490,6 @@ static void DK_NAME(conv_pool_backward)(const conv2d_layer *c, const float *in, 
 #undef DK_VIU
 #undef DK_L
 #undef DK_BG
+#undef DK_IGP
 #undef DK_NAME
 #undef DK_TARGET

@@ -27,11 +27,10 @@
  * In training, the first layer (3x3, one channel, ReLU) and a 2x2 max
  * pooling after it run as one pass (cnnviz_conv_pool_forward/backward).
  * The direct path's input gradient (stride 1) is gathered per input pixel,
- * four pixels at a time, rather than scattered per output pixel.
- * The direct forward, the fused pass, the sparse window kernels and
- * Winograd come in 16-float (AVX-512) and 8-float (AVX2) vectors with the
- * same bits (conv2d-direct-kernel.h, conv2d-sparse-kernel.h,
- * winograd*-kernel.h); the direct path's own backward is AVX-512 only.
+ * a few pixels at a time, rather than scattered per output pixel.
+ * The direct path, the fused pass, the sparse window kernels and Winograd
+ * come in 16-float (AVX-512) and 8-float (AVX2) vectors with the same bits
+ * (conv2d-direct-kernel.h, conv2d-sparse-kernel.h, winograd*-kernel.h).
  * Chunking depends on the layer's geometry only, never on the thread count,
  * so results are bit-identical for any number of threads. */
 #include <string.h>
@@ -63,9 +62,8 @@ typedef struct {
     int pad_top, pad_left;
     int K;             /* kh*kw*C */
     int use_bias;
-    /* direct: the direct path forward and backward (AVX-512); direct_forward:
-     * its forward (AVX-512 or AVX2), the sgemm path's backward if not direct */
-    int direct, direct_forward;
+    /* the direct path, forward and backward (AVX-512 or AVX2) */
+    int direct;
     /* 2: forward by Winograd F(2x2, 3x3); 3: forward and backward by
      * F(3x3, 3x3) in training passes, sgemm otherwise (winograd.c); 0: neither */
     int winograd;
@@ -246,6 +244,7 @@ static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
 #define DK_VIU cnnviz_v16iu
 #define DK_L 16
 #define DK_BG 2
+#define DK_IGP 4
 #define DK_NAME(x) x##_v16
 #define DK_TARGET CONV_POOL_TARGET16
 #include "conv2d-direct-kernel.h"
@@ -256,6 +255,7 @@ static void interior_columns(const conv2d_layer *c, int *lo, int *hi) {
 #define DK_VIU cnnviz_v8iu
 #define DK_L 8
 #define DK_BG 1
+#define DK_IGP 2
 #define DK_NAME(x) x##_v8
 #define DK_TARGET CONV_POOL_TARGET8
 #include "conv2d-direct-kernel.h"
@@ -313,145 +313,29 @@ static void direct_columns(const conv2d_layer *c, const float *x, const int *int
         }
 }
 
-/* dw (K, F) = col^T · dz and db (F) = column sums of dz over one sample's
- * npix rows; overwritten. col rows are Kp (a multiple of 4) floats. Four
- * taps by 32 filters at a time: eight independent FMA chains. */
-CNNVIZ_HOT
-static void direct_weight_grad(const float *restrict col, const float *restrict dz, const float *restrict y,
-                               int npix, int K, int Kp, int F, float *restrict dw, float *restrict db) {
-    /* y != NULL: dz is the gradient of a ReLU's output y, masked here
-     * rather than in a separate pass over memory */
-    const cnnviz_v16 zero = {0};
-    int f = 0;
-    /* Kp = 12 (a 3x3 kernel on one channel): all twelve taps by 32 filters
-     * in one pass, so dz and the mask are read once, not three times */
-    if (Kp == 12)
-        for (; f + 32 <= F; f += 32) {
-            cnnviz_v16 a[12], b[12], sd = zero, se = zero;
-            #pragma GCC unroll 12
-            for (int j = 0; j < 12; j++) a[j] = zero, b[j] = zero;
-            const float *cp = col, *dp = dz + f;
-            const float *yp = y ? y + f : NULL;
-            for (int p = 0; p < npix; p++, cp += 12, dp += F) {
-                cnnviz_v16 d = *(const cnnviz_v16u *)dp, e = *(const cnnviz_v16u *)(dp + 16);
-                if (yp) {
-                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
-                    e = (cnnviz_v16)((cnnviz_v16i)e & (*(const cnnviz_v16u *)(yp + 16) > zero));
-                    yp += F;
-                }
-                #pragma GCC unroll 12
-                for (int j = 0; j < 12; j++) a[j] += cp[j] * d, b[j] += cp[j] * e;
-                sd += d, se += e;
-            }
-            /* the bias gradient too, summed in the same pixel order */
-            if (db) *(cnnviz_v16u *)(db + f) = sd, *(cnnviz_v16u *)(db + f + 16) = se;
-            #pragma GCC unroll 12
-            for (int j = 0; j < 12; j++)
-                if (j < K) {
-                    *(cnnviz_v16u *)(dw + (size_t)j * F + f) = a[j];
-                    *(cnnviz_v16u *)(dw + (size_t)j * F + f + 16) = b[j];
-                }
-        }
-    int fdb = f; /* db[0, fdb) is done */
-    for (; f + 32 <= F; f += 32)
-        for (int k0 = 0; k0 < Kp; k0 += 4) {
-            cnnviz_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
-            const float *cp = col + k0, *dp = dz + f;
-            const float *yp = y ? y + f : NULL;
-            for (int p = 0; p < npix; p++, cp += Kp, dp += F) {
-                cnnviz_v16 d = *(const cnnviz_v16u *)dp, e = *(const cnnviz_v16u *)(dp + 16);
-                if (yp) {
-                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
-                    e = (cnnviz_v16)((cnnviz_v16i)e & (*(const cnnviz_v16u *)(yp + 16) > zero));
-                    yp += F;
-                }
-                a0 += cp[0] * d, b0 += cp[0] * e;
-                a1 += cp[1] * d, b1 += cp[1] * e;
-                a2 += cp[2] * d, b2 += cp[2] * e;
-                a3 += cp[3] * d, b3 += cp[3] * e;
-            }
-            cnnviz_v16 r[8] = {a0, b0, a1, b1, a2, b2, a3, b3};
-            for (int j = 0; j < 4 && k0 + j < K; j++) {
-                *(cnnviz_v16u *)(dw + (size_t)(k0 + j) * F + f) = r[2 * j];
-                *(cnnviz_v16u *)(dw + (size_t)(k0 + j) * F + f + 16) = r[2 * j + 1];
-            }
-        }
-    for (; f + 16 <= F; f += 16)
-        for (int k0 = 0; k0 < Kp; k0 += 4) {
-            cnnviz_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            const float *cp = col + k0, *dp = dz + f;
-            const float *yp = y ? y + f : NULL;
-            for (int p = 0; p < npix; p++, cp += Kp, dp += F) {
-                cnnviz_v16 d = *(const cnnviz_v16u *)dp;
-                if (yp) {
-                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
-                    yp += F;
-                }
-                a0 += cp[0] * d, a1 += cp[1] * d, a2 += cp[2] * d, a3 += cp[3] * d;
-            }
-            cnnviz_v16 r[4] = {a0, a1, a2, a3};
-            for (int j = 0; j < 4 && k0 + j < K; j++) *(cnnviz_v16u *)(dw + (size_t)(k0 + j) * F + f) = r[j];
-        }
-    for (; f < F; f++)
-        for (int k = 0; k < K; k++) {
-            float a = 0.0f;
-            for (int p = 0; p < npix; p++)
-                if (!y || y[(size_t)p * F + f] > 0.0f) a += col[(size_t)p * Kp + k] * dz[(size_t)p * F + f];
-            dw[(size_t)k * F + f] = a;
-        }
-    if (!db || fdb == F) return;
-    for (int g = fdb; g < F; g++) db[g] = 0.0f;
-    for (int p = 0; p < npix; p++) {
-        const float *d = dz + (size_t)p * F, *yy = y ? y + (size_t)p * F : d;
-        #pragma omp simd
-        for (int g = fdb; g < F; g++) db[g] += !y || yy[g] > 0.0f ? d[g] : 0.0f;
-    }
-}
-
-/* direct_weight_grad for a 3x3 kernel on one channel (K = 9, F a multiple
- * of 32) whose windows all lie inside the input: the taps are read
- * straight from the input (interior table), no columns built. The same
- * sums in the same order as direct_columns + direct_weight_grad. */
+/* whether direct_weight_grad9 applies: a 3x3 kernel on one channel (K = 9,
+ * F a multiple of 32) whose windows all lie inside the input */
 static int direct_weight_grad9_ok(const conv2d_layer *c) {
     return c->K == 9 && c->F % 32 == 0 && c->pad_top == 0 && c->pad_left == 0 &&
            (c->OH - 1) * c->sh + c->kh <= c->H && (c->OW - 1) * c->sw + c->kw <= c->W;
 }
 
-CNNVIZ_HOT
-static void direct_weight_grad9(const conv2d_layer *c, const float *restrict x, const int *restrict interior,
-                                const float *restrict dz, const float *restrict y, float *restrict dw,
-                                float *restrict db) {
-    const cnnviz_v16 zero = {0};
-    int F = c->F;
-    int off[9];
-    for (int j = 0; j < 9; j++) off[j] = interior[j];
-    for (int f = 0; f + 32 <= F; f += 32) {
-        cnnviz_v16 a[9], b[9], sd = zero, se = zero;
-        #pragma GCC unroll 9
-        for (int j = 0; j < 9; j++) a[j] = zero, b[j] = zero;
-        const float *dp = dz + f, *yp = y ? y + f : NULL;
-        for (int oy = 0; oy < c->OH; oy++) {
-            const float *xr = x + (size_t)oy * c->sh * c->W * c->C;
-            for (int ox = 0; ox < c->OW; ox++, dp += F) {
-                const float *cp = xr + (size_t)ox * c->sw * c->C;
-                cnnviz_v16 d = *(const cnnviz_v16u *)dp, e = *(const cnnviz_v16u *)(dp + 16);
-                if (yp) {
-                    d = (cnnviz_v16)((cnnviz_v16i)d & (*(const cnnviz_v16u *)yp > zero));
-                    e = (cnnviz_v16)((cnnviz_v16i)e & (*(const cnnviz_v16u *)(yp + 16) > zero));
-                    yp += F;
-                }
-                #pragma GCC unroll 9
-                for (int j = 0; j < 9; j++) a[j] += cp[off[j]] * d, b[j] += cp[off[j]] * e;
-                sd += d, se += e;
-            }
-        }
-        #pragma GCC unroll 9
-        for (int j = 0; j < 9; j++) {
-            *(cnnviz_v16u *)(dw + (size_t)j * F + f) = a[j];
-            *(cnnviz_v16u *)(dw + (size_t)j * F + f + 16) = b[j];
-        }
-        if (db) *(cnnviz_v16u *)(db + f) = sd, *(cnnviz_v16u *)(db + f + 16) = se;
-    }
+/* the direct path's backward kernels at this CPU's width
+ * (conv2d-direct-kernel.h) */
+static void direct_weight_grad(const float *col, const float *dz, const float *y, int npix, int K, int Kp, int F,
+                               float *dw, float *db) {
+    if (cnnviz_wide_vectors())
+        direct_weight_grad_v16(col, dz, y, npix, K, Kp, F, dw, db);
+    else
+        direct_weight_grad_v8(col, dz, y, npix, K, Kp, F, dw, db);
+}
+
+static void direct_weight_grad9(const conv2d_layer *c, const float *x, const int *interior, const float *dz,
+                                const float *y, float *dw, float *db) {
+    if (cnnviz_wide_vectors())
+        direct_weight_grad9_v16(c, x, interior, dz, y, dw, db);
+    else
+        direct_weight_grad9_v8(c, x, interior, dz, y, dw, db);
 }
 
 static void conv2d_forward_direct(const conv2d_layer *c, const float *in, float *out, int B) {
@@ -503,7 +387,7 @@ int cnnviz_conv_pool_fusable(const cnnviz_layer *l, const cnnviz_layer *pool) {
     const conv2d_layer *c = (const conv2d_layer *)l;
     const cnnviz_layer_spec *ps = &pool->spec;
     int sh = ps->strides[0] ? ps->strides[0] : ps->pool[0], sw = ps->strides[1] ? ps->strides[1] : ps->pool[1];
-    return c->direct_forward && direct_weight_grad9_ok(c) && c->sh == 1 && c->sw == 1 && c->C == 1 &&
+    return c->direct && direct_weight_grad9_ok(c) && c->sh == 1 && c->sw == 1 && c->C == 1 &&
            l->activation == CNNVIZ_ACT_RELU && ps->pool[0] == 2 && ps->pool[1] == 2 && sh == 2 && sw == 2 &&
            ps->padding == CNNVIZ_PAD_VALID && pool->out_shape.dim[0] == c->OH / 2 &&
            pool->out_shape.dim[1] == c->OW / 2;
@@ -602,7 +486,7 @@ static void conv2d_forward_winograd(const conv2d_layer *c, const float *in, floa
 
 static void conv2d_forward(const cnnviz_layer *l, const float *in, float *out, int B, cnnviz_pass *p) {
     const conv2d_layer *c = (const conv2d_layer *)l;
-    if (c->direct_forward)
+    if (c->direct)
         conv2d_forward_direct(c, in, out, B);
     else if (c->winograd == 2 || (c->winograd == 3 && p->training))
         conv2d_forward_winograd(c, in, out, B, p);
@@ -654,7 +538,7 @@ static size_t conv2d_scratch_floats(const cnnviz_layer *l, int B) {
 
 /* dx (H, W, C) of one sample from dz (OH, OW, F): each output pixel hands
  * dz·W^T back to the inputs its window read. Any stride; the stride-1 case
- * goes through direct_input_grad_s1. */
+ * goes through direct_input_grad_s1 (conv2d-direct-kernel.h). */
 CNNVIZ_HOT
 static void direct_input_grad_any(const conv2d_layer *c, const float *dz, const float *w, float *dx) {
     int F = c->F, C = c->C;
@@ -680,98 +564,11 @@ static void direct_input_grad_any(const conv2d_layer *c, const float *dz, const 
         }
 }
 
-/* Stride 1, gathered rather than scattered: each input value is the sum,
- * over the taps whose output pixel exists, of dz(that pixel)·W(tap, ch).
- * No memset, no read-modify-write; four neighbouring input pixels at a
- * time where every tap exists (eight FMA chains), one by one at the border.
- * The order of the sums is fixed per sample, whatever the thread count. */
-CNNVIZ_HOT
-static void direct_input_grad_s1(const conv2d_layer *c, const float *restrict dz, const float *restrict w,
-                                 float *restrict dx) {
-    int F = c->F, C = c->C, OH = c->OH, OW = c->OW, kh = c->kh, kw = c->kw, T = kh * kw;
-    int pt = c->pad_top, pl = c->pad_left;
-    const cnnviz_v16 zero = {0};
-    /* a tap t = (ky, kx) reads dz at (oy, ox) = (iy + pt - ky, ix + pl - kx) */
-    ptrdiff_t doff[DIRECT_MAX_K];
-    for (int ky = 0, t = 0; ky < kh; ky++)
-        for (int kx = 0; kx < kw; kx++, t++) doff[t] = -((ptrdiff_t)ky * OW + kx) * F;
-    /* input pixels whose every tap has an output pixel: [y0, y1) x [x0, x1) */
-    int y0 = kh - 1 - pt, y1 = OH - pt, x0 = kw - 1 - pl, x1 = OW - pl;
-    if (y0 < 0) y0 = 0;
-    if (x0 < 0) x0 = 0;
-    if (y1 > c->H) y1 = c->H;
-    if (x1 > c->W) x1 = c->W;
-    for (int iy = 0; iy < c->H; iy++) {
-        int row_inside = iy >= y0 && iy < y1;
-        for (int ix = 0; ix < c->W;) {
-            float *xp = dx + ((size_t)iy * c->W + ix) * C;
-            if (row_inside && ix >= x0 && ix + 4 <= x1) {
-                const float *d0 = dz + ((ptrdiff_t)(iy + pt) * OW + (ix + pl)) * F;
-                for (int ch = 0; ch < C; ch++) {
-                    cnnviz_v16 a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero,
-                               b3 = zero;
-                    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-                    for (int t = 0; t < T; t++) {
-                        const float *d = d0 + doff[t], *wp = w + ((size_t)t * C + ch) * F;
-                        int f = 0;
-                        for (; f + 32 <= F; f += 32) {
-                            cnnviz_v16 wv = *(const cnnviz_v16u *)(wp + f), wu = *(const cnnviz_v16u *)(wp + f + 16);
-                            a0 += *(const cnnviz_v16u *)(d + f) * wv, b0 += *(const cnnviz_v16u *)(d + f + 16) * wu;
-                            a1 += *(const cnnviz_v16u *)(d + F + f) * wv,
-                                b1 += *(const cnnviz_v16u *)(d + F + f + 16) * wu;
-                            a2 += *(const cnnviz_v16u *)(d + 2 * F + f) * wv,
-                                b2 += *(const cnnviz_v16u *)(d + 2 * F + f + 16) * wu;
-                            a3 += *(const cnnviz_v16u *)(d + 3 * F + f) * wv,
-                                b3 += *(const cnnviz_v16u *)(d + 3 * F + f + 16) * wu;
-                        }
-                        for (; f + 16 <= F; f += 16) {
-                            cnnviz_v16 wv = *(const cnnviz_v16u *)(wp + f);
-                            a0 += *(const cnnviz_v16u *)(d + f) * wv;
-                            a1 += *(const cnnviz_v16u *)(d + F + f) * wv;
-                            a2 += *(const cnnviz_v16u *)(d + 2 * F + f) * wv;
-                            a3 += *(const cnnviz_v16u *)(d + 3 * F + f) * wv;
-                        }
-                        for (; f < F; f++) {
-                            s0 += d[f] * wp[f];
-                            s1 += d[F + f] * wp[f];
-                            s2 += d[2 * F + f] * wp[f];
-                            s3 += d[3 * F + f] * wp[f];
-                        }
-                    }
-                    xp[ch] = cnnviz_hsum16(a0 + b0) + s0;
-                    xp[C + ch] = cnnviz_hsum16(a1 + b1) + s1;
-                    xp[2 * C + ch] = cnnviz_hsum16(a2 + b2) + s2;
-                    xp[3 * C + ch] = cnnviz_hsum16(a3 + b3) + s3;
-                }
-                ix += 4;
-                continue;
-            }
-            for (int ch = 0; ch < C; ch++) {
-                cnnviz_v16 a = zero, b = zero;
-                float s = 0.0f;
-                for (int ky = 0, t = 0; ky < kh; ky++)
-                    for (int kx = 0; kx < kw; kx++, t++) {
-                        int oy = iy + pt - ky, ox = ix + pl - kx;
-                        if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
-                        const float *d = dz + ((size_t)oy * OW + ox) * F, *wp = w + ((size_t)t * C + ch) * F;
-                        int f = 0;
-                        for (; f + 32 <= F; f += 32) {
-                            a += *(const cnnviz_v16u *)(d + f) * *(const cnnviz_v16u *)(wp + f);
-                            b += *(const cnnviz_v16u *)(d + f + 16) * *(const cnnviz_v16u *)(wp + f + 16);
-                        }
-                        for (; f + 16 <= F; f += 16) a += *(const cnnviz_v16u *)(d + f) * *(const cnnviz_v16u *)(wp + f);
-                        for (; f < F; f++) s += d[f] * wp[f];
-                    }
-                xp[ch] = cnnviz_hsum16(a + b) + s;
-            }
-            ix++;
-        }
-    }
-}
-
 static void direct_input_grad(const conv2d_layer *c, const float *dz, const float *w, float *dx) {
-    if (c->sh == 1 && c->sw == 1)
-        direct_input_grad_s1(c, dz, w, dx);
+    if (c->sh == 1 && c->sw == 1 && cnnviz_wide_vectors())
+        direct_input_grad_s1_v16(c, dz, w, dx);
+    else if (c->sh == 1 && c->sw == 1)
+        direct_input_grad_s1_v8(c, dz, w, dx);
     else
         direct_input_grad_any(c, dz, w, dx);
 }
@@ -1277,13 +1074,11 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     cnnviz_window_geometry(c->W, c->kw, c->sw, spec->padding, &c->OW, &c->pad_left);
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
-    /* the direct and Winograd kernels are for AVX-512 (cnnviz_wide_vectors);
-     * Winograd and the direct forward also have AVX2 versions
-     * (cnnviz_avx2_vectors) */
+    /* the direct and Winograd kernels, in AVX-512 (cnnviz_wide_vectors) or
+     * AVX2 (cnnviz_avx2_vectors) vectors; CPUs with neither take sgemm */
     int vec = vector_kernels();
-    c->direct = cnnviz_wide_vectors() && c->K <= DIRECT_MAX_K;
-    c->direct_forward = vec && c->K <= DIRECT_MAX_K;
-    if (vec && !c->direct_forward) {
+    c->direct = vec && c->K <= DIRECT_MAX_K;
+    if (vec && !c->direct) {
         if (cnnviz_winograd_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))
             c->winograd = 2;
         else if (cnnviz_winograd3_usable(c->kh, c->kw, c->sh, c->sw, c->C, c->F, c->OH, c->OW))

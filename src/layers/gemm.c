@@ -146,20 +146,10 @@ static void axpy_plain(int M, int N, int K, const float *A, size_t ars, size_t a
     free(panel);
 }
 
-/* the sum of sixteen partial sums, held as lanes 0-7 (lo) and 8-15 (hi),
- * in the AVX-512 kernel's fixed tree (cnnviz_hsum16's, for a vector held
- * in two halves): lanes l and l+8, then l+4, l+2, l+1 */
-static inline float tree16_plain(cnnviz_v8u lo, cnnviz_v8u hi) {
-    cnnviz_v8u h8 = lo + hi;
-    float h4[4];
-    for (int i = 0; i < 4; i++) h4[i] = h8[i] + h8[i + 4];
-    return (h4[0] + h4[2]) + (h4[1] + h4[3]);
-}
-
 /* R rows by J columns (each 1 or 2) of an NT product, each element summed
  * as the AVX-512 kernel sums it: sixteen partial sums over k = l, l+16,
  * ... (the last sixteen from zero-padded copies, zeros past K, as its
- * masked loads give), then tree16_plain */
+ * masked loads give), then cnnviz_hsum16_halves */
 static inline __attribute__((always_inline)) void dot_tile_plain(const int R, const int J, int K, const float *a,
                                                                  size_t lda, const float *b, size_t ldb, float *c,
                                                                  size_t ldc, int accumulate) {
@@ -190,7 +180,7 @@ static inline __attribute__((always_inline)) void dot_tile_plain(const int R, co
     }
     for (int r = 0; r < R; r++)
         for (int j = 0; j < J; j++) {
-            float sum = tree16_plain(lo[r][j], hi[r][j]), *cij = c + (size_t)r * ldc + j;
+            float sum = cnnviz_hsum16_halves(lo[r][j], hi[r][j]), *cij = c + (size_t)r * ldc + j;
             *cij = accumulate ? *cij + sum : sum;
         }
 }

@@ -53,8 +53,8 @@ void cnnviz_force_wide_vectors(int wide);
 /* Whether this CPU runs 8-float vectors in one register with FMA (AVX2,
  * x86-64-v3 and later): where cnnviz_wide_vectors() is 0, the kernels
  * written for them (Winograd F(2x2, 3x3) and F(3x3, 3x3), the direct
- * conv's forward, the fused conv+pool pass, the sparse window kernels)
- * take the place of the sgemm and plain paths. Tests force it with
+ * conv, the fused conv+pool pass, the sparse window kernels, the
+ * gradient-ascent head) take the place of the sgemm and plain paths. Tests force it with
  * cnnviz_force_avx2_vectors(0 or 1; -1: the CPU again). */
 int cnnviz_avx2_vectors(void);
 void cnnviz_force_avx2_vectors(int on);
@@ -86,6 +86,16 @@ static inline float cnnviz_hsum16(cnnviz_v16 v) {
     v += __builtin_shuffle(v, (cnnviz_v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
     v += __builtin_shuffle(v, (cnnviz_v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
     return v[0];
+}
+
+/* cnnviz_hsum16 of a vector held in two halves, lanes 0-7 (lo) and 8-15
+ * (hi): the same tree (lanes l and l+8, then l+4, l+2, l+1), so the same
+ * bits; for 8-float code that sums as the 16-float code does */
+static inline float cnnviz_hsum16_halves(cnnviz_v8 lo, cnnviz_v8 hi) {
+    cnnviz_v8 h8 = lo + hi;
+    float h4[4];
+    for (int i = 0; i < 4; i++) h4[i] = h8[i] + h8[i + 4];
+    return (h4[0] + h4[2]) + (h4[1] + h4[3]);
 }
 
 /* C (M, N) = op(A)·op(B), or C += it with accumulate (gemm.c). ta: A is

@@ -46,7 +46,7 @@ struct cnnviz_oip_objective {
     int channels;         /* maps */
     /* HEAD_CONV geometry (HEAD_DENSE: H = rows, W = kh = kw = 1, C = K = in_dim) */
     int H, W, C, OH, OW, kh, kw, sh, sw, pad_top, pad_left;
-    int vector_head;      /* head_forward_v16 applies: AVX-512, every window inside, rows of 16k floats */
+    int vector_head;      /* head_forward_vec applies: AVX-512 or AVX2, every window inside, rows of 16k floats */
     size_t K;             /* weights per map */
     float *kmap;          /* (channels, K): map m's weights contiguous */
     const float *bias;    /* (channels) or NULL */
@@ -147,7 +147,8 @@ static int setup_head(cnnviz_oip_objective *ob, const cnnviz_model *m) {
         ob->OH = ob->H, ob->OW = 1, ob->kh = ob->kw = ob->sh = ob->sw = 1;
     }
     ob->K = (size_t)ob->kh * ob->kw * ob->C;
-    ob->vector_head = ob->kind == HEAD_CONV && cnnviz_wide_vectors() && (size_t)ob->kw * ob->C % 16 == 0 &&
+    ob->vector_head = ob->kind == HEAD_CONV && (cnnviz_wide_vectors() || cnnviz_avx2_vectors()) &&
+                      (size_t)ob->kw * ob->C % 16 == 0 &&
                       cnnviz_windows_inside(ob->H, ob->kh, ob->sh, ob->OH, ob->pad_top) &&
                       cnnviz_windows_inside(ob->W, ob->kw, ob->sw, ob->OW, ob->pad_left);
     if (kernel->size != ob->K * (size_t)ob->channels) return 1;
@@ -227,20 +228,29 @@ static int window_row(const cnnviz_oip_objective *ob, int oy, int ox, int ky, in
 
 /* z at position (oy, ox) when its window lies inside the input and its
  * rows are a multiple of 16 floats (the seed net's second and third conv
- * layers): one vector accumulator, one reduction. */
+ * layers): one 16-float accumulator, one reduction; on AVX2 as two
+ * 8-float halves summed the same way (the same bits). */
 CNNVIZ_HOT
-static void head_forward_v16(const cnnviz_oip_objective *ob, const float *in, const float *k, float b, float *z) {
+static void head_forward_vec(const cnnviz_oip_objective *ob, const float *in, const float *k, float b, float *z) {
     size_t rowlen = (size_t)ob->kw * ob->C;
+    int wide = cnnviz_wide_vectors();
     for (int oy = 0; oy < ob->OH; oy++)
         for (int ox = 0; ox < ob->OW; ox++) {
             const float *x0 = in + ((size_t)(oy * ob->sh) * ob->W + ox * ob->sw) * ob->C;
             cnnviz_v16 v = {0};
+            cnnviz_v8 lo = {0}, hi = {0};
             for (int ky = 0; ky < ob->kh; ky++) {
                 const float *xr = x0 + (size_t)ky * ob->W * ob->C, *kr = k + ky * rowlen;
-                for (size_t i = 0; i < rowlen; i += 16)
-                    v += *(const cnnviz_v16u *)(xr + i) * *(const cnnviz_v16u *)(kr + i);
+                if (wide)
+                    for (size_t i = 0; i < rowlen; i += 16)
+                        v += *(const cnnviz_v16u *)(xr + i) * *(const cnnviz_v16u *)(kr + i);
+                else
+                    for (size_t i = 0; i < rowlen; i += 16) {
+                        lo += *(const cnnviz_v8u *)(xr + i) * *(const cnnviz_v8u *)(kr + i);
+                        hi += *(const cnnviz_v8u *)(xr + i + 8) * *(const cnnviz_v8u *)(kr + i + 8);
+                    }
             }
-            z[oy * ob->OW + ox] = cnnviz_hsum16(v) + b;
+            z[oy * ob->OW + ox] = (wide ? cnnviz_hsum16(v) : cnnviz_hsum16_halves(lo, hi)) + b;
         }
 }
 
@@ -249,7 +259,7 @@ static void head_forward(const cnnviz_oip_objective *ob, const float *in, int m,
     const float *k = ob->kmap + (size_t)m * ob->K;
     float b = ob->bias ? ob->bias[m] : 0.0f;
     if (ob->vector_head) {
-        head_forward_v16(ob, in, k, b, z);
+        head_forward_vec(ob, in, k, b, z);
         return;
     }
     for (int oy = 0; oy < ob->OH; oy++)
