@@ -9,7 +9,9 @@ void cnnviz_force_wide_vectors(int wide) { forced_wide = wide < 0 ? -1 : wide !=
 
 int cnnviz_wide_vectors(void) {
     if (forced_wide >= 0) return forced_wide;
-#ifdef CNNVIZ_CLONES
+#if defined(CNNVIZ_CLONES) && defined(CNNVIZ_AVX2_MAX)
+    return 0;
+#elif defined(CNNVIZ_CLONES)
     return __builtin_cpu_supports("x86-64-v4") != 0;
 #elif defined(__AVX512F__)
     return 1;

@@ -665,7 +665,7 @@ static void nonzero_rows_plain(const float *restrict dz, int rows, int F, int *r
     rs[rows] = n;
 }
 
-#ifdef CNNVIZ_CLONES
+#if defined(CNNVIZ_CLONES) && !defined(CNNVIZ_AVX2_MAX)
 __attribute__((target("avx512f,popcnt"))) static void nonzero_rows_avx512(const float *restrict dz, int rows, int F,
                                                                          int *restrict rs, int *restrict lf,
                                                                          float *restrict lv) {
@@ -691,7 +691,7 @@ __attribute__((target("avx512f,popcnt"))) static void nonzero_rows_avx512(const 
 
 static void nonzero_rows(const float *restrict dz, int rows, int F, int *restrict rs, int *restrict lf,
                          float *restrict lv) {
-#ifdef CNNVIZ_CLONES
+#if defined(CNNVIZ_CLONES) && !defined(CNNVIZ_AVX2_MAX)
     /* the CPU itself, not cnnviz_wide_vectors(): tests force the wide paths anywhere */
     static int avx512 = -1;
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");

@@ -31,9 +31,17 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
 /* Hot loops are compiled for AVX-512 and AVX2+FMA as well as the baseline,
  * and the loader picks one at start-up (GCC function multiversioning), so
  * a portable -O2 build still runs wide vectors. The same machine always
- * picks the same version, so results stay bit-identical run to run. */
+ * picks the same version, so results stay bit-identical run to run.
+ * CNNVIZ_AVX2_MAX leaves out the AVX-512 versions (and cnnviz_wide_vectors
+ * says 0): on an AVX-512 CPU, such a build runs just what the usual build
+ * runs on an AVX2 CPU, every other function compiled the same, so the two
+ * can be compared on one machine (CI's third pass). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNVIZ_NO_CLONES)
+#ifdef CNNVIZ_AVX2_MAX
+#define CNNVIZ_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
 #define CNNVIZ_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 #define CNNVIZ_CLONES 1
 #else
 #define CNNVIZ_HOT
