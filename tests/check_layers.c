@@ -244,11 +244,10 @@ static void check_conv_forward(int H, int W, int C, int F, int k, int s, int sam
     rig_free(&r);
 }
 
-/* Run a check on the paths AVX-512 machines take (direct conv, Winograd,
- * 16-channel pooling), on those AVX2 machines take (Winograd F(2x2, 3x3)
- * in 8-float vectors, else sgemm and plain loops) and on those older CPUs
- * take (sgemm, plain loops), whatever this CPU is (cnnviz_wide_vectors,
- * cnnviz_avx2_vectors). */
+/* Run a check on the paths AVX-512 machines take (the hand-written
+ * kernels in 16-float vectors), on those AVX2 machines take (the same
+ * kernels in 8-float vectors) and on those older CPUs take (sgemm, plain
+ * loops), whatever this CPU is (cnnviz_wide_vectors, cnnviz_avx2_vectors). */
 static void set_vectors(int wide, int avx2) {
     cnnviz_force_wide_vectors(wide);
     cnnviz_force_avx2_vectors(avx2);

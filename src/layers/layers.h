@@ -50,10 +50,9 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
 /* Whether the hot loops run with 16-float vectors in one register
  * (AVX-512: the x86-64-v4 clone, or a build for it). The kernels written
  * around cnnviz_v16 with many accumulators (the direct conv, Winograd,
- * the 16-channel pooling, the gradient-ascent head) spill on AVX2, where
- * they measured 8 to 14 times slower than a BLAS sgemm or the plain
- * loops; there layers take those kernels' 8-float versions where they
- * have one (cnnviz_avx2_vectors), else the sgemm or plain paths. */
+ * the gradient-ascent head) spill on AVX2, where they measured 8 to 14
+ * times slower than a BLAS sgemm or the plain loops; there layers take
+ * those kernels' 8-float versions (cnnviz_avx2_vectors). */
 int cnnviz_wide_vectors(void);
 /* Tests: 1 or 0 makes layers built from now on take the wide or the
  * narrow paths whatever the CPU; -1 goes back to asking the CPU. */
@@ -61,8 +60,9 @@ void cnnviz_force_wide_vectors(int wide);
 /* Whether this CPU runs 8-float vectors in one register with FMA (AVX2,
  * x86-64-v3 and later): where cnnviz_wide_vectors() is 0, the kernels
  * written for them (Winograd F(2x2, 3x3) and F(3x3, 3x3), the direct
- * conv, the fused conv+pool pass, the sparse window kernels, the
- * gradient-ascent head) take the place of the sgemm and plain paths. Tests force it with
+ * conv, the fused conv+pool pass, the sparse window kernels, max
+ * pooling, the gradient-ascent head) take the place of the sgemm and
+ * plain paths. Tests force it with
  * cnnviz_force_avx2_vectors(0 or 1; -1: the CPU again). */
 int cnnviz_avx2_vectors(void);
 void cnnviz_force_avx2_vectors(int on);

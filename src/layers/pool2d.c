@@ -16,7 +16,7 @@ typedef struct {
     int H, W, C, OH, OW;
     int ph, pw, sh, sw, pad_top, pad_left;
     int is_max;
-    int v16;    /* max pooling, C a multiple of 16, AVX-512: the *_v16 kernels */
+    int lanes;  /* max pooling by the *_v16 (AVX-512) or *_v8 (AVX2) kernels: 16 or 8; 0: neither */
     int two_by_two; /* max pooling 2x2/2 with every window whole: maxpool_backward_2x2 */
 } pool2d_layer;
 
@@ -109,80 +109,28 @@ static void pool_backward_sample(const pool2d_layer *q, const float *restrict x,
         }
 }
 
-/* Max pooling with C a multiple of 16, sixteen channels per vector. */
-CNNVIZ_HOT
-static void maxpool_forward_v16(const pool2d_layer *q, const float *restrict x, float *restrict y) {
-    int C = q->C;
-    for (int oy = 0; oy < q->OH; oy++)
-        for (int ox = 0; ox < q->OW; ox++) {
-            int y0, y1, x0, x1;
-            pool_window(q, oy, ox, &y0, &y1, &x0, &x1);
-            float *o = y + ((size_t)oy * q->OW + ox) * C;
-            for (int c = 0; c < C; c += 16) {
-                const float *v = x + ((size_t)y0 * q->W + x0) * C + c;
-                cnnviz_v16 m = *(const cnnviz_v16u *)v;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        cnnviz_v16 u = *(const cnnviz_v16u *)(x + ((size_t)iy * q->W + ix) * C + c);
-                        cnnviz_v16i gt = u > m;
-                        m = (cnnviz_v16)(((cnnviz_v16i)u & gt) | ((cnnviz_v16i)m & ~gt));
-                    }
-                *(cnnviz_v16u *)(o + c) = m;
-            }
-        }
-}
-
 /* Windows that tile the input (stride = pool) cover each input pixel at
  * most once, so backward writes instead of accumulating and zeroes only
  * what no window covers: the rows and columns a floor leaves out. */
 static int tiles(const pool2d_layer *q) { return q->sh == q->ph && q->sw == q->pw; }
 
-CNNVIZ_HOT
-static void maxpool_backward_v16(const pool2d_layer *q, const float *restrict x, const float *restrict y,
-                                 const float *restrict dy, float *restrict dx, int relu_input) {
-    int C = q->C;
-    const cnnviz_v16i none = {0};
-    if (tiles(q)) {
-        int y1, x1, dummy;
-        pool_window(q, q->OH - 1, q->OW - 1, &dummy, &y1, &dummy, &x1);
-        for (int iy = 0; iy < q->H; iy++) {
-            size_t row = (size_t)iy * q->W * C;
-            if (iy >= y1)
-                memset(dx + row, 0, (size_t)q->W * C * sizeof *dx);
-            else if (x1 < q->W)
-                memset(dx + row + (size_t)x1 * C, 0, (size_t)(q->W - x1) * C * sizeof *dx);
-        }
-    } else {
-        memset(dx, 0, (size_t)q->H * q->W * C * sizeof *dx);
-    }
-    for (int oy = 0; oy < q->OH; oy++)
-        for (int ox = 0; ox < q->OW; ox++) {
-            int y0, y1, x0, x1;
-            pool_window(q, oy, ox, &y0, &y1, &x0, &x1);
-            size_t o = ((size_t)oy * q->OW + ox) * C;
-            for (int c = 0; c < C; c += 16) {
-                cnnviz_v16 m = *(const cnnviz_v16u *)(y + o + c);
-                cnnviz_v16 g = *(const cnnviz_v16u *)(dy + o + c);
-                /* with relu_input, a maximum of 0 sends nothing down */
-                cnnviz_v16i pending = relu_input ? (cnnviz_v16i)(m > (cnnviz_v16){0}) : ~none;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        size_t i = ((size_t)iy * q->W + ix) * C + c;
-                        cnnviz_v16i hit = (*(const cnnviz_v16u *)(x + i) == m) & pending;
-                        cnnviz_v16 add = (cnnviz_v16)((cnnviz_v16i)g & hit);
-                        if (tiles(q))
-                            *(cnnviz_v16u *)(dx + i) = add;
-                        else
-                            *(cnnviz_v16u *)(dx + i) += add;
-                        pending &= ~hit;
-                    }
-            }
-        }
-}
+#define PK_V cnnviz_v16
+#define PK_VU cnnviz_v16u
+#define PK_VI cnnviz_v16i
+#define PK_L 16
+#define PK_NAME(x) x##_v16
+#include "pool2d-max-kernel.h"
+
+#define PK_V cnnviz_v8
+#define PK_VU cnnviz_v8u
+#define PK_VI cnnviz_v8i
+#define PK_L 8
+#define PK_NAME(x) x##_v8
+#include "pool2d-max-kernel.h"
 
 /* Max backward for the common 2x2 pool with stride 2 and no padding, in
  * plain loops over the channels that vectorise at any width (the path of
- * machines without AVX-512, where maxpool_backward_v16 spills): each
+ * CPUs without AVX2, and of channel counts that are not a multiple of 8): each
  * input written once, the first maximum of the window taking the
  * gradient. The rows and columns the floor leaves out get zeros. */
 CNNVIZ_HOT
@@ -220,8 +168,10 @@ static void pool2d_forward(const cnnviz_layer *l, const float *in, float *out, i
     size_t isz = (size_t)q->H * q->W * q->C, osz = (size_t)q->OH * q->OW * q->C;
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
-        if (q->v16)
+        if (q->lanes == 16)
             maxpool_forward_v16(q, in + b * isz, out + b * osz);
+        else if (q->lanes == 8)
+            maxpool_forward_v8(q, in + b * isz, out + b * osz);
         else
             pool_forward_sample(q, in + b * isz, out + b * osz);
     }
@@ -234,8 +184,10 @@ static void pool2d_backward(const cnnviz_layer *l, const float *in, const float 
     int relu = q->is_max && p->relu_input;
     #pragma omp parallel for schedule(static) if (B > 1)
     for (int b = 0; b < B; b++) {
-        if (q->v16)
+        if (q->lanes == 16)
             maxpool_backward_v16(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
+        else if (q->lanes == 8)
+            maxpool_backward_v8(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
         else if (q->two_by_two)
             maxpool_backward_2x2(q, in + b * isz, out + b * osz, dout + b * osz, din + b * isz, relu);
         else
@@ -270,7 +222,10 @@ cnnviz_layer *cnnviz_pool2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     q->sw = spec->strides[1] ? spec->strides[1] : q->pw;
     cnnviz_window_geometry(q->H, q->ph, q->sh, spec->padding, &q->OH, &q->pad_top);
     cnnviz_window_geometry(q->W, q->pw, q->sw, spec->padding, &q->OW, &q->pad_left);
-    q->v16 = q->is_max && q->C % 16 == 0 && cnnviz_wide_vectors();
+    if (q->is_max && cnnviz_wide_vectors() && q->C % 16 == 0)
+        q->lanes = 16;
+    else if (q->is_max && cnnviz_avx2_vectors() && q->C % 8 == 0)
+        q->lanes = 8;
     q->two_by_two = q->is_max && q->ph == 2 && q->pw == 2 && q->sh == 2 && q->sw == 2 &&
                     cnnviz_windows_inside(q->H, 2, 2, q->OH, q->pad_top) &&
                     cnnviz_windows_inside(q->W, 2, 2, q->OW, q->pad_left);
