@@ -1,0 +1,64 @@
+#!/bin/bash
+# bench/seeds.sh: the spread over seeds of the default training recipe (seed
+# net, RMSprop lr 0.001, batch 64), cnnviz beside an independent PyTorch copy
+# written to Keras' definitions (bench/seeds.py): test accuracy after the last
+# epoch for each seed, then mean, standard deviation, range and how many
+# seeds reach the bar.
+#
+#   bench/seeds.sh [--seeds A-B] [--epochs N] [--threads N] [--bar ACC] [--no-torch] [BUILD_DIR]
+#
+# BUILD_DIR holds cnnviz (default: build). Not a speed test: the two sides
+# run one after the other, and PyTorch takes about 5x longer.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+seeds=1-10 epochs=5 threads=2 bar=0.99 torch=1 build="$here/../build"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --seeds) seeds=$2; shift 2 ;;
+    --epochs) epochs=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --bar) bar=$2; shift 2 ;;
+    --no-torch) torch=; shift ;;
+    -h|--help) sed -n 2,11p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) build=$1; shift ;;
+    esac
+done
+cnnviz="$build/cnnviz"
+[ -x "$cnnviz" ] || { echo "bench/seeds.sh: $cnnviz not found: build first (cmake --build $build)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMP_NUM_THREADS=$threads
+
+# one line per seed, "seed=S acc=A1,...,AE", as bench/seeds.py prints them
+for s in $(seq "${seeds%-*}" "${seeds#*-}"); do
+    "$cnnviz" train -o "$tmp/m.h5" --seed "$s" --epochs "$epochs" --threads "$threads" --quiet --json >"$tmp/run.json"
+    /usr/bin/python3 -c 'import json, sys
+e = json.load(open(sys.argv[1]))["epochs"]
+print("seed=%s acc=%s" % (sys.argv[2], ",".join("%.4f" % x["val_accuracy"] for x in e)))' "$tmp/run.json" "$s"
+done >"$tmp/cnnviz.txt"
+if [ -n "$torch" ]; then
+    /usr/bin/python3 "$here/seeds.py" --seeds "$seeds" --epochs "$epochs" --threads "$threads" >"$tmp/torch.txt"
+fi
+
+echo "seed net C32k3-P2-C64k3-P2-C64k3-F-D70-D10, RMSprop lr 0.001, batch 64, $epochs epochs; MNIST test accuracy per seed"
+echo
+/usr/bin/python3 - "$bar" "$tmp/cnnviz.txt" ${torch:+"$tmp/torch.txt"} <<'EOF'
+import statistics, sys
+bar, runs = float(sys.argv[1]), {}
+for name, path in zip(("cnnviz", "PyTorch, Keras' rules"), sys.argv[2:]):
+    runs[name] = {}
+    for line in open(path):
+        seed, acc = line.split()
+        runs[name][int(seed[5:])] = [float(t) for t in acc[4:].split(",")]
+names = list(runs)
+print("%-6s" % "seed" + "".join("%24s" % n for n in names))
+for s in sorted(runs[names[0]]):
+    print("%-6d" % s + "".join("%24s" % ("%.4f" % runs[n][s][-1] if s in runs[n] else "-") for n in names))
+print()
+for n in names:
+    last = [a[-1] for a in runs[n].values()]
+    sd = statistics.stdev(last) if len(last) > 1 else 0.0
+    first = statistics.mean(a[0] for a in runs[n].values())
+    print("%-22s mean %.4f  sd %.4f  min %.4f  max %.4f  >= %.3f: %d of %d  (after epoch 1: mean %.4f)"
+          % (n, statistics.mean(last), sd, min(last), max(last), bar, sum(t >= bar for t in last), len(last), first))
+EOF
