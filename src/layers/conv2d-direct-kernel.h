@@ -149,6 +149,19 @@ static void DK_NAME(conv_pool_forward)(const conv2d_layer *c, const float *in, f
 #undef DK_MAX4
 #undef DK_MAX4_STEP
 
+/* a[g][j] += tap j of the window at cp (offsets off) times d[g], for the
+ * DK_BG groups: the nine-tap weight gradient's step, shared by the fused
+ * pass and direct_weight_grad9 */
+static inline __attribute__((always_inline)) void DK_NAME(add_taps9)(DK_V (*a)[9], const float *cp, const int *off,
+                                                                      const DK_V *d) {
+    #pragma GCC unroll 9
+    for (int j = 0; j < 9; j++) {
+        float v = cp[off[j]];
+        #pragma GCC unroll 2
+        for (int g = 0; g < DK_BG; g++) a[g][j] += v * d[g];
+    }
+}
+
 /* DK_BG groups of L filters at a time: their nine taps' and the bias's
  * gradients stay in registers over the whole chunk */
 DK_TARGET
@@ -189,12 +202,7 @@ static void DK_NAME(conv_pool_backward)(const conv2d_layer *c, const float *in, 
                         DK_V dt[DK_BG];
                         #pragma GCC unroll 2
                         for (int g = 0; g < DK_BG; g++) dt[g] = (DK_V)((DK_VI)d[g] & (kd[g] == t));
-                        #pragma GCC unroll 9
-                        for (int j = 0; j < 9; j++) {
-                            float v = cp[off[j]];
-                            #pragma GCC unroll 2
-                            for (int g = 0; g < DK_BG; g++) a[g][j] += v * dt[g];
-                        }
+                        DK_NAME(add_taps9)(a, cp, off, dt);
                     }
                 }
         }
@@ -357,12 +365,7 @@ static void DK_NAME(direct_weight_grad9)(const conv2d_layer *c, const float *res
                     sd[g] += d[g];
                 }
                 if (yp) yp += F;
-                #pragma GCC unroll 9
-                for (int j = 0; j < 9; j++) {
-                    float v = cp[off[j]];
-                    #pragma GCC unroll 2
-                    for (int g = 0; g < DK_BG; g++) a[g][j] += v * d[g];
-                }
+                DK_NAME(add_taps9)(a, cp, off, d);
             }
         }
         #pragma GCC unroll 2
