@@ -325,9 +325,7 @@ static void layer_widths_same_bits(const char *what, cnnviz_shape in, const cnnv
     set_vectors(-1, -1);
     same_bits(what, "output", y, n);
     if (training == 1) same_bits(what, "input gradient", dx, nin);
-    if (training) {
-        same_bits(what, "parameter gradients", g, np);
-    }
+    if (training) same_bits(what, "parameter gradients", g, np);
     for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]), free(g[i]);
 }
 

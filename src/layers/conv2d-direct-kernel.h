@@ -233,6 +233,19 @@ static void DK_NAME(conv_pool_backward)(const conv2d_layer *c, const float *in, 
 /* dz masked by a ReLU's output y > 0 (yp: y at the same place) */
 #define DK_MASKED(d, yp) ((DK_V)((DK_VI)(d) & (*(const DK_VU *)(yp) > zero)))
 
+/* d[g] = the DK_BG groups of filters of dz at dp, masked by a ReLU's
+ * output at yp unless yp is NULL; sd[g] += d[g] (the bias gradient) */
+static inline __attribute__((always_inline)) void DK_NAME(dz_groups)(DK_V *d, DK_V *sd, const float *dp,
+                                                                      const float *yp) {
+    const DK_V zero = {0};
+    #pragma GCC unroll 2
+    for (int g = 0; g < DK_BG; g++) {
+        d[g] = *(const DK_VU *)(dp + g * DK_L);
+        if (yp) d[g] = DK_MASKED(d[g], yp + g * DK_L);
+        sd[g] += d[g];
+    }
+}
+
 /* dw (K, F) = col^T · dz and db (F) = column sums of dz over one sample's
  * npix rows; overwritten. col rows are Kp (a multiple of 4) floats. y !=
  * NULL: dz is the gradient of a ReLU's output y, masked here rather than
@@ -257,12 +270,7 @@ static void DK_NAME(direct_weight_grad)(const float *restrict col, const float *
             const float *cp = col, *dp = dz + f, *yp = y ? y + f : NULL;
             for (int p = 0; p < npix; p++, cp += 12, dp += F) {
                 DK_V d[DK_BG];
-                #pragma GCC unroll 2
-                for (int g = 0; g < DK_BG; g++) {
-                    d[g] = *(const DK_VU *)(dp + g * DK_L);
-                    if (yp) d[g] = DK_MASKED(d[g], yp + g * DK_L);
-                    sd[g] += d[g];
-                }
+                DK_NAME(dz_groups)(d, sd, dp, yp);
                 if (yp) yp += F;
                 #pragma GCC unroll 12
                 for (int j = 0; j < 12; j++) {
@@ -358,12 +366,7 @@ static void DK_NAME(direct_weight_grad9)(const conv2d_layer *c, const float *res
             for (int ox = 0; ox < c->OW; ox++, dp += F) {
                 const float *cp = xr + (size_t)ox * c->sw * c->C;
                 DK_V d[DK_BG];
-                #pragma GCC unroll 2
-                for (int g = 0; g < DK_BG; g++) {
-                    d[g] = *(const DK_VU *)(dp + g * DK_L);
-                    if (yp) d[g] = DK_MASKED(d[g], yp + g * DK_L);
-                    sd[g] += d[g];
-                }
+                DK_NAME(dz_groups)(d, sd, dp, yp);
                 if (yp) yp += F;
                 DK_NAME(add_taps9)(a, cp, off, d);
             }

@@ -35,7 +35,7 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
  * CNNVIZ_AVX2_MAX leaves out the AVX-512 versions (and cnnviz_wide_vectors
  * says 0): on an AVX-512 CPU, such a build runs just what the usual build
  * runs on an AVX2 CPU, every other function compiled the same, so the two
- * can be compared on one machine (CI's third pass). */
+ * can be compared on one machine (CI's last pass, scripts/compare-builds.sh). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNVIZ_NO_CLONES)
 #ifdef CNNVIZ_AVX2_MAX
 #define CNNVIZ_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))

@@ -46,7 +46,8 @@ struct cnnviz_oip_objective {
     int channels;         /* maps */
     /* HEAD_CONV geometry (HEAD_DENSE: H = rows, W = kh = kw = 1, C = K = in_dim) */
     int H, W, C, OH, OW, kh, kw, sh, sw, pad_top, pad_left;
-    int vector_head;      /* head_forward_vec applies: AVX-512 or AVX2, every window inside, rows of 16k floats */
+    int vector_head;      /* head_forward_vec's lanes, 16 (AVX-512) or 8 (AVX2), when every window is inside
+                           * and rows are 16k floats; 0: the plain loop */
     size_t K;             /* weights per map */
     float *kmap;          /* (channels, K): map m's weights contiguous */
     const float *bias;    /* (channels) or NULL */
@@ -147,10 +148,10 @@ static int setup_head(cnnviz_oip_objective *ob, const cnnviz_model *m) {
         ob->OH = ob->H, ob->OW = 1, ob->kh = ob->kw = ob->sh = ob->sw = 1;
     }
     ob->K = (size_t)ob->kh * ob->kw * ob->C;
-    ob->vector_head = ob->kind == HEAD_CONV && (cnnviz_wide_vectors() || cnnviz_avx2_vectors()) &&
-                      (size_t)ob->kw * ob->C % 16 == 0 &&
-                      cnnviz_windows_inside(ob->H, ob->kh, ob->sh, ob->OH, ob->pad_top) &&
-                      cnnviz_windows_inside(ob->W, ob->kw, ob->sw, ob->OW, ob->pad_left);
+    if (ob->kind == HEAD_CONV && (size_t)ob->kw * ob->C % 16 == 0 &&
+        cnnviz_windows_inside(ob->H, ob->kh, ob->sh, ob->OH, ob->pad_top) &&
+        cnnviz_windows_inside(ob->W, ob->kw, ob->sw, ob->OW, ob->pad_left))
+        ob->vector_head = cnnviz_wide_vectors() ? 16 : cnnviz_avx2_vectors() ? 8 : 0;
     if (kernel->size != ob->K * (size_t)ob->channels) return 1;
     ob->kmap = malloc(kernel->size * sizeof *ob->kmap);
     if (!ob->kmap) return 2;
@@ -233,7 +234,7 @@ static int window_row(const cnnviz_oip_objective *ob, int oy, int ox, int ky, in
 CNNVIZ_HOT
 static void head_forward_vec(const cnnviz_oip_objective *ob, const float *in, const float *k, float b, float *z) {
     size_t rowlen = (size_t)ob->kw * ob->C;
-    int wide = cnnviz_wide_vectors();
+    int wide = ob->vector_head == 16;
     for (int oy = 0; oy < ob->OH; oy++)
         for (int ox = 0; ox < ob->OW; ox++) {
             const float *x0 = in + ((size_t)(oy * ob->sh) * ob->W + ox * ob->sw) * ob->C;
