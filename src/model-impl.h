@@ -21,6 +21,15 @@ static inline void cnnviz_omp_serial_inside(void) {
 #endif
 }
 
+/* Subnormal floats flushed to zero, as results and as operands, on the
+ * calling thread and on the OpenMP team of cnnviz_get_threads() threads,
+ * until cnnviz_flush_subnormals_end() gets back what _begin() returned.
+ * TensorFlow runs its ops in this mode, so Keras trains in it; cnnviz's
+ * training does too (cnnviz_train_config.keep_subnormals). Where there is
+ * no such mode (neither x86 nor ARM64) both do nothing. */
+unsigned cnnviz_flush_subnormals_begin(void);
+void cnnviz_flush_subnormals_end(unsigned saved);
+
 #define CNNVIZ_MAX_PARAMS 4
 
 typedef struct cnnviz_layer cnnviz_layer;

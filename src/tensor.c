@@ -1,8 +1,12 @@
 #include "cnnviz/tensor.h"
+#include "model-impl.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -100,3 +104,46 @@ int cnnviz_get_threads(void) {
     return 1;
 #endif
 }
+
+/* --- subnormal floats ------------------------------------------------------
+ * x86: MXCSR's FTZ (bit 15: a result below FLT_MIN becomes 0) and DAZ
+ * (bit 6: such an operand is read as 0). ARM64: FPCR's FZ (bit 24), which
+ * does both. The mode is each thread's own, so it is set on the caller and
+ * on the OpenMP team the engine's regions run on; threads the runtime adds
+ * later are cloned from the caller and start with its mode. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FLUSH_BITS 0x8040u
+static unsigned fp_mode_get(void) { return _mm_getcsr(); }
+static void fp_mode_set(unsigned v) { _mm_setcsr(v); }
+#elif defined(__aarch64__)
+#define FLUSH_BITS (1u << 24)
+static unsigned fp_mode_get(void) {
+    unsigned long v;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(v));
+    return (unsigned)v;
+}
+static void fp_mode_set(unsigned v) { __asm__ volatile("msr fpcr, %0" : : "r"((unsigned long)v)); }
+#else
+#define FLUSH_BITS 0u
+static unsigned fp_mode_get(void) { return 0; }
+static void fp_mode_set(unsigned v) { (void)v; }
+#endif
+
+/* the flush bits of this thread and its team set to those of bits */
+static void fp_flush_set_all(unsigned bits) {
+    if (!FLUSH_BITS) return;
+    fp_mode_set((fp_mode_get() & ~FLUSH_BITS) | (bits & FLUSH_BITS));
+#ifdef _OPENMP
+    if (omp_in_parallel()) return;
+    #pragma omp parallel num_threads(cnnviz_get_threads())
+    fp_mode_set((fp_mode_get() & ~FLUSH_BITS) | (bits & FLUSH_BITS));
+#endif
+}
+
+unsigned cnnviz_flush_subnormals_begin(void) {
+    unsigned saved = fp_mode_get() & FLUSH_BITS;
+    fp_flush_set_all(FLUSH_BITS);
+    return saved;
+}
+
+void cnnviz_flush_subnormals_end(unsigned saved) { fp_flush_set_all(saved); }

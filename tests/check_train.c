@@ -743,6 +743,88 @@ START_TEST(test_train_same_bits_avx512_and_avx2) {
 }
 END_TEST
 
+/* 1e-30 * 1e-10 on the calling thread and on both threads of a team:
+ * how many of the three products were flushed to zero */
+static int products_flushed(void) {
+    int flushed = 0;
+    volatile float a = 1e-30f, b = 1e-10f;
+    flushed += a * b == 0.0f;
+    #pragma omp parallel num_threads(2) reduction(+ : flushed)
+    {
+        volatile float c = 1e-30f, d = 1e-10f;
+        flushed += c * d == 0.0f;
+    }
+    return flushed;
+}
+
+static int flushed_in_batch;
+static void note_flushed(void *ctx, int epoch, int batch, int nbatches, double loss, double accuracy) {
+    (void)ctx, (void)epoch, (void)batch, (void)nbatches, (void)loss, (void)accuracy;
+    flushed_in_batch = products_flushed();
+}
+
+/* Training flushes subnormal floats to zero, as TensorFlow does, on every
+ * thread of the team, and gives the caller its mode back. Dense weights of
+ * pixels that are zero in every image get a zero gradient, so RMSprop
+ * writes w - 0 back: a subnormal w stays with keep_subnormals and becomes
+ * 0 without. Those pixels are the first and last two image rows, whose
+ * weights fall in both threads' pieces of the update (the first Dense
+ * kernel, 784 x 24 floats, is more than one piece of 16384). */
+START_TEST(test_train_flushes_subnormals) {
+    enum { N = 96, HID = 24 };
+    uint8_t *pixels = malloc((size_t)N * 784), labels[N];
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 9, 3);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < 784; j++)
+            pixels[i * 784 + j] = j < 28 || j >= 728 ? 0 : (uint8_t)cnnviz_rng_below(&rng, 256);
+        labels[i] = (uint8_t)cnnviz_rng_below(&rng, 10);
+    }
+    cnnviz_labelled_set set = {pixels, labels, N};
+    const float tiny = 1e-39f, normal = 0.25f; /* tiny < FLT_MIN */
+    cnnviz_set_threads(2);
+    ck_assert_int_eq(products_flushed(), 0);
+    for (int keep = 0; keep <= 1; keep++) {
+        cnnviz_model *m = spec_model("F-D24-D10", cnnviz_shape3(28, 28, 1));
+        cnnviz_rng wr;
+        cnnviz_rng_seed(&wr, 1, 0);
+        cnnviz_model_init_weights(m, &wr);
+        float *k = find_param(m, "dense", "kernel")->data;
+        ck_assert_int_gt(HID * 784, 16384);
+        for (int j = 0; j < 784; j++)
+            if (j < 28 || j >= 728)
+                for (int o = 0; o < HID; o++) k[j * HID + o] = o % 2 ? tiny : normal;
+        cnnviz_train_config cfg = cnnviz_train_config_init();
+        cfg.epochs = 1;
+        cfg.batch = 32;
+        cfg.opt.momentum = 0.9;
+        cfg.keep_subnormals = keep;
+        cfg.on_batch = note_flushed;
+        float live = k[400 * HID];
+        flushed_in_batch = -1;
+        cnnviz_train_result res;
+        cnnviz_error err;
+        ck_assert_msg(cnnviz_train(m, &cfg, &set, NULL, &res, &err) == CNNVIZ_OK, "%s", err.msg);
+        cnnviz_train_result_free(&res);
+        for (int j = 0; j < 784; j++)
+            if (j < 28 || j >= 728)
+                for (int o = 0; o < HID; o++) {
+                    float want = o % 2 ? (keep ? tiny : 0.0f) : normal;
+                    ck_assert_msg(k[j * HID + o] == want, "keep_subnormals %d: pixel %d, unit %d: %g, not %g", keep,
+                                  j, o, (double)k[j * HID + o], (double)want);
+                }
+        /* the weights of live pixels did train, and the callbacks ran in
+         * training's mode */
+        ck_assert(k[400 * HID] != live);
+        ck_assert_int_eq(flushed_in_batch, keep ? 0 : 3);
+        ck_assert_int_eq(products_flushed(), 0);
+        cnnviz_model_free(m);
+    }
+    cnnviz_set_threads(0);
+    free(pixels);
+}
+END_TEST
+
 START_TEST(test_train_nan_keeps_last_good_epoch) {
     synthetic train;
     synthetic_make(&train, 128, 9);
@@ -825,6 +907,7 @@ static Suite *make_train_suite(void) {
     tcase_add_test(loop, test_train_learns_and_records);
     tcase_add_test(loop, test_train_deterministic);
     tcase_add_test(loop, test_train_same_bits_avx512_and_avx2);
+    tcase_add_test(loop, test_train_flushes_subnormals);
     tcase_add_test(loop, test_train_nan_keeps_last_good_epoch);
     tcase_add_test(loop, test_train_rejects_bad_setups);
     suite_add_tcase(s, loop);

@@ -39,6 +39,7 @@ enum {
     OPT_VALIDATION,
     OPT_VAL_SPLIT,
     OPT_LIMIT,
+    OPT_KEEP_SUBNORMALS,
 };
 
 static const cli_option options[] = {
@@ -67,6 +68,8 @@ static const cli_option options[] = {
     {"validation", OPT_VALIDATION, "WHAT", "test (default: the 10,000-image test set, as the articles do) or none"},
     {"val-split", OPT_VAL_SPLIT, "F", "validate on the last fraction F of the training set instead, like Keras' validation_split"},
     {"limit", OPT_LIMIT, "N", "train on the first N training images only (quick runs)"},
+    {"keep-subnormals", OPT_KEEP_SUBNORMALS, NULL,
+     "compute with subnormal floats instead of flushing them to zero as TensorFlow does (slower; older cnnviz's bits)"},
     {0},
 };
 
@@ -90,7 +93,7 @@ typedef struct {
     const char *optimizer, *decay;
     double lr, rho, momentum, beta1, beta2, epsilon, decay_rate, decay_steps, l1, l2, val_split;
     int lr_set, rho_set, momentum_set, beta1_set, beta2_set, epsilon_set, rate_set, steps_set;
-    int nesterov, centered, staircase, l1_set, l2_set, split_set;
+    int nesterov, centered, staircase, l1_set, l2_set, split_set, keep_subnormals;
 } train_opts;
 
 static int parse_nonneg(const char *opt, const char *arg, double *out, int *set) {
@@ -122,6 +125,7 @@ static int on_option(int key, const char *arg, void *ctx) {
     case OPT_DECAY_RATE: return parse_nonneg("decay-rate", arg, &o->decay_rate, &o->rate_set);
     case OPT_DECAY_STEPS: return parse_nonneg("decay-steps", arg, &o->decay_steps, &o->steps_set);
     case OPT_STAIRCASE: o->staircase = 1; return 0;
+    case OPT_KEEP_SUBNORMALS: o->keep_subnormals = 1; return 0;
     case OPT_L2: return parse_nonneg("l2", arg, &o->l2, &o->l2_set);
     case OPT_L1: return parse_nonneg("l1", arg, &o->l1, &o->l1_set);
     case OPT_DATA: o->data = arg; return 0;
@@ -404,6 +408,7 @@ int cmd_train(int argc, char **argv) {
     if (o.epochs) cfg.epochs = (int)o.epochs;
     if (o.batch) cfg.batch = (int)o.batch;
     if (common.seed_set) cfg.seed = common.seed;
+    cfg.keep_subnormals = o.keep_subnormals;
 
     if (check_writable(o.output)) return CLI_RUNTIME;
     cnnviz_model *m = build_model(&o);

@@ -150,6 +150,11 @@ typedef struct {
     cnnviz_optimizer_config opt;
     cnnviz_input_scale scale;    /* how pixels become inputs */
     int shuffle;                 /* 0 = batches in order (the reference test) */
+    /* 0 (the default): subnormal floats are flushed to zero while training,
+     * as results and as operands, which is how TensorFlow runs Keras' ops;
+     * 1: IEEE arithmetic with subnormals, as cnnviz trained before it
+     * flushed them (the bits of its older model files) */
+    int keep_subnormals;
     /* Called after every batch (progress) and after every epoch; may be NULL.
      * A nonzero return from on_epoch stops training after that epoch. */
     void (*on_batch)(void *ctx, int epoch, int batch, int nbatches, double loss, double accuracy);
@@ -174,7 +179,11 @@ typedef struct {
  *
  * A non-finite loss stops training: the model gets back the weights of the
  * last complete epoch (or its starting weights) and CNNVIZ_ERR_NUMERIC says
- * where; res->epochs_done tells whether there is anything worth saving. */
+ * where; res->epochs_done tells whether there is anything worth saving.
+ *
+ * Unless cfg->keep_subnormals, the calling thread and its OpenMP team run
+ * with subnormals flushed to zero until it returns; then they have their
+ * mode back. cnnviz_set_threads() must not change while it runs. */
 cnnviz_status cnnviz_train(cnnviz_model *m, const cnnviz_train_config *cfg, const cnnviz_labelled_set *train,
                            const cnnviz_labelled_set *val, cnnviz_train_result *res, cnnviz_error *err);
 void cnnviz_train_result_free(cnnviz_train_result *res);

@@ -179,9 +179,8 @@ static int train_epoch(cnnviz_model *m, trainer *t, const cnnviz_train_config *c
     return 0;
 }
 
-cnnviz_status cnnviz_train(cnnviz_model *m, const cnnviz_train_config *cfg, const cnnviz_labelled_set *train,
-                           const cnnviz_labelled_set *val, cnnviz_train_result *res, cnnviz_error *err) {
-    memset(res, 0, sizeof *res);
+static cnnviz_status train_run(cnnviz_model *m, const cnnviz_train_config *cfg, const cnnviz_labelled_set *train,
+                               const cnnviz_labelled_set *val, cnnviz_train_result *res, cnnviz_error *err) {
     cnnviz_status st;
     if (cfg->epochs <= 0 || cfg->batch <= 0)
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "epochs (%d) and batch size (%d) must be positive",
@@ -235,6 +234,15 @@ cnnviz_status cnnviz_train(cnnviz_model *m, const cnnviz_train_config *cfg, cons
     }
     trainer_free(&t);
     return CNNVIZ_OK;
+}
+
+cnnviz_status cnnviz_train(cnnviz_model *m, const cnnviz_train_config *cfg, const cnnviz_labelled_set *train,
+                           const cnnviz_labelled_set *val, cnnviz_train_result *res, cnnviz_error *err) {
+    memset(res, 0, sizeof *res);
+    unsigned mode = cfg->keep_subnormals ? 0 : cnnviz_flush_subnormals_begin();
+    cnnviz_status st = train_run(m, cfg, train, val, res, err);
+    if (!cfg->keep_subnormals) cnnviz_flush_subnormals_end(mode);
+    return st;
 }
 
 /* --- what gets recorded in the model file ------------------------------------ */
