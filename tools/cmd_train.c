@@ -69,7 +69,7 @@ static const cli_option options[] = {
     {"val-split", OPT_VAL_SPLIT, "F", "validate on the last fraction F of the training set instead, like Keras' validation_split"},
     {"limit", OPT_LIMIT, "N", "train on the first N training images only (quick runs)"},
     {"keep-subnormals", OPT_KEEP_SUBNORMALS, NULL,
-     "compute with subnormal floats instead of flushing them to zero as TensorFlow does (slower; older cnnviz's bits)"},
+     "keep subnormal floats instead of flushing them to zero as TensorFlow does (slower)"},
     {0},
 };
 

@@ -117,5 +117,6 @@ check "sgd nesterov + exponential decay" "$CNNVIZ" train -o "$TMP/e.h5" "${tiny[
   --optimizer sgd --lr 0.05 --momentum 0.9 --nesterov --decay exponential --decay-rate 0.9 --decay-steps 5
 check "adam + inverse-time staircase + l1" "$CNNVIZ" train -o "$TMP/f.h5" "${tiny[@]}" --epochs 1 --quiet \
   --optimizer adam --decay inverse-time --decay-rate 0.01 --staircase --decay-steps 3 --l1 0.0001
+check "--keep-subnormals trains" "$CNNVIZ" train -o "$TMP/g.h5" "${tiny[@]}" --epochs 1 --quiet --keep-subnormals
 check "help documents the spec" bash -c "'$CNNVIZ' train --help | grep -q 'C<filters>'"
 finish
