@@ -294,6 +294,18 @@ const char *cnnviz_model_meta_key(const cnnviz_model *m, int i) { return m->meta
  * the largest model it is used for (its weights are read per micro-batch) */
 #define DEPTH_BATCH 8
 #define DEPTH_MAX_PARAMS ((size_t)1 << 19)
+#define DEPTH_GROUPS 8
+
+/* Micro-batches go in groups, j = s, s + S, s + 2S, ... for s < S, a group
+ * to a thread in forward and backward alike (its activations stay in that
+ * core's cache), and a group's weight gradients go into one slab, in j
+ * order; the slabs are added in group order. S is DEPTH_GROUPS (or the
+ * number of micro-batches, when fewer), not the thread count, so the sums
+ * are the same bits for any thread count on any machine: a batch of 64 has
+ * eight micro-batches, a slab each, for up to eight threads. Passes that
+ * sum nothing across samples (inference, input gradients alone) take a
+ * group a thread. */
+static int depth_groups(int nmb) { return DEPTH_GROUPS < nmb ? DEPTH_GROUPS : nmb; }
 
 cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int training, cnnviz_error *err) {
     cnnviz_workspace *ws = calloc(1, sizeof *ws);
@@ -339,11 +351,7 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
             size_t n = l->ops->scratch_floats ? l->ops->scratch_floats(l, DEPTH_BATCH) : 0;
             if (n > s) s = n;
         }
-#ifdef _OPENMP
-        int t = omp_get_num_procs();
-#else
-        int t = 1;
-#endif
+        int t = cnnviz_procs();
         ws->depth_threads = t < 1 ? 1 : t > 64 ? 64 : t;
         ws->depth_scratch_floats = s ? s : 1;
         ws->depth_scratch = malloc((size_t)ws->depth_threads * ws->depth_scratch_floats * sizeof(float));
@@ -351,8 +359,9 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int
         ws->depth_grad = malloc((size_t)ws->depth_threads * 2 * ws->depth_grad_floats * sizeof(float));
         if (!ws->depth_scratch || !ws->depth_grad) goto nomem;
         if (training && m->num_params) {
-            size_t n = (size_t)(ws->depth_threads < 2 ? 2 : ws->depth_threads);
-            ws->depth_slabs = malloc(n * m->num_params * sizeof(float));
+            size_t n = (size_t)depth_groups((max_batch + DEPTH_BATCH - 1) / DEPTH_BATCH);
+            /* zero, and zero again after every sum (backward_depth_first) */
+            ws->depth_slabs = calloc(n * m->num_params, sizeof(float));
             if (!ws->depth_slabs) goto nomem;
         }
         if (training && m->nlayers >= 2 && cnnviz_conv_pool_fusable(m->layers[0], m->layers[1])) {
@@ -432,16 +441,6 @@ static int depth_thread_count(const cnnviz_workspace *ws, int nmb) {
     return threads < nmb ? threads : nmb;
 }
 
-/* Micro-batches go in groups, j = s, s + S, s + 2S, ... for s < S, a group
- * to a thread in forward and backward alike (its activations stay in that
- * core's cache), and a group's weight gradients go into one slab, in j
- * order. S is at least 2 and otherwise the thread count, so one and two
- * threads give the same sums; more threads, other groups and sums. */
-static int depth_groups(int threads, int nmb) {
-    int s = threads < 2 ? 2 : threads;
-    return s < nmb ? s : nmb;
-}
-
 /* The calling thread's scratch and its two ping-pong activation/gradient buffers. */
 static void depth_thread_buffers(cnnviz_workspace *ws, float **scratch, float **a, float **b) {
     int t = 0;
@@ -459,7 +458,8 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
                                 int training, int keep_all) {
     int nmb = (B + DEPTH_BATCH - 1) / DEPTH_BATCH, threads = depth_thread_count(ws, nmb);
     size_t in_size = cnnviz_shape_size(&m->input_shape);
-    int groups = depth_groups(threads, nmb);
+    /* a training pass's groups are its backward's; otherwise a group a thread */
+    int groups = training && ws->training ? depth_groups(nmb) : threads;
     #pragma omp parallel num_threads(threads)
     {
         cnnviz_omp_serial_inside();
@@ -556,7 +556,8 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
     size_t in_size = cnnviz_shape_size(&m->input_shape), np = m->num_params;
     size_t out_last = cnnviz_shape_size(&m->layers[last]->out_shape);
     float *slabs = weight_grads && np ? ws->depth_slabs : NULL;
-    int groups = depth_groups(threads, nmb);
+    /* without weight gradients nothing is summed across samples */
+    int groups = slabs ? depth_groups(nmb) : threads;
     /* the first conv and pool's backward as one (cnnviz_backward has made
      * the conv's output where this cannot be) */
     int fused = ws->fused_pass && last >= 1 && !dinput && slabs;
@@ -570,7 +571,6 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
             float *scratch, *ga, *gb;
             depth_thread_buffers(ws, &scratch, &ga, &gb);
             float *slab = slabs ? slabs + (size_t)gr * np : NULL;
-            if (slab && j == gr) memset(slab, 0, np * sizeof *slab);
             const float *d = dout + (size_t)b0 * out_last;
             for (int i = last; i >= 0; i--) {
                 const cnnviz_layer *l = m->layers[i];
@@ -600,7 +600,9 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
     }
     if (!slabs) return;
     /* g[k] += slab_0[k] + slab_1[k] + ... in this order for every k, a
-     * block of k at a time so the adds vectorise */
+     * block of k at a time so the adds vectorise; each slab is left zero
+     * for the next pass while its lines are in cache, which costs less
+     * than clearing it before */
     float *g = m->grads;
     size_t nblocks = (np + 1023) / 1024;
     #pragma omp parallel for schedule(static) num_threads(threads)
@@ -608,10 +610,12 @@ static void backward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, co
         size_t k0 = bk * 1024, n = np - k0 < 1024 ? np - k0 : 1024;
         float sum[1024];
         memcpy(sum, slabs + k0, n * sizeof *sum);
+        memset(slabs + k0, 0, n * sizeof *slabs);
         for (int j = 1; j < groups; j++) {
-            const float *sl = slabs + (size_t)j * np + k0;
+            float *sl = slabs + (size_t)j * np + k0;
             #pragma omp simd
             for (size_t k = 0; k < n; k++) sum[k] += sl[k];
+            memset(sl, 0, n * sizeof *sl);
         }
         #pragma omp simd
         for (size_t k = 0; k < n; k++) g[k0 + k] += sum[k];

@@ -743,6 +743,74 @@ START_TEST(test_train_same_bits_avx512_and_avx2) {
 }
 END_TEST
 
+/* Index of the first weight where a and b differ, n when none. */
+static size_t first_difference(cnnviz_model *a, cnnviz_model *b) {
+    size_t n = cnnviz_model_num_params(a);
+    const float *x = cnnviz_model_params(a), *y = cnnviz_model_params(b);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&x[i], &y[i], sizeof *x)) return i;
+    return n;
+}
+
+/* Training gives the same bits for every thread count, on a machine of any
+ * core count: the weight gradients are summed in a fixed set of groups
+ * (eight micro-batches depth-first, eight chunk partitions layer by layer),
+ * not one per thread or core. The engine is told how many cores it has,
+ * so its buffers and teams are those of that machine whatever this one
+ * is. Two
+ * nets: the seed net (depth-first, the fused first conv and pooling,
+ * Winograd F(3x3, 3x3)) on random images, and one with Dropout (layer by
+ * layer: the sgemm conv's partitions) on the synthetic set. */
+START_TEST(test_train_same_bits_any_thread_count) {
+    enum { N = 300 };
+    static const char *const arch[2] = {"C32k3-P2-C64k3-P2-C64k3-F-D70-D10", "C8k3-C16k3-P2-C32k3-F-Dr0.25-D4"};
+    const int side[2] = {28, 14};
+    uint8_t *pixels = malloc((size_t)N * 784), labels[N];
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 5, 3);
+    for (size_t i = 0; i < (size_t)N * 784; i++) pixels[i] = (uint8_t)cnnviz_rng_below(&rng, 256);
+    for (int i = 0; i < N; i++) labels[i] = (uint8_t)cnnviz_rng_below(&rng, 10);
+    synthetic syn;
+    synthetic_make(&syn, N, 4);
+    const cnnviz_labelled_set sets[2] = {{pixels, labels, N}, syn.set};
+    /* (cores, threads) */
+    static const int runs[][2] = {{1, 1}, {2, 2}, {8, 3}, {8, 5}, {8, 8}, {3, 8}, {16, 16}};
+    for (int net = 0; net < 2; net++) {
+        cnnviz_model *first = NULL;
+        for (size_t k = 0; k < sizeof runs / sizeof *runs; k++) {
+            cnnviz_force_procs(runs[k][0]);
+            cnnviz_set_threads(runs[k][1]);
+            cnnviz_model *m = spec_model(arch[net], cnnviz_shape3(side[net], side[net], 1));
+            ck_assert_int_eq(cnnviz_regularize_dense_kernels(m, 0.0f, 0.001f), net ? 1 : 2);
+            cnnviz_rng wr;
+            cnnviz_rng_seed(&wr, 1, 0);
+            cnnviz_model_init_weights(m, &wr);
+            cnnviz_train_config cfg = cnnviz_train_config_init();
+            cfg.epochs = 1;
+            cfg.opt.momentum = 0.9;
+            cnnviz_train_result res;
+            cnnviz_error err;
+            ck_assert_msg(cnnviz_train(m, &cfg, &sets[net], NULL, &res, &err) == CNNVIZ_OK, "%s", err.msg);
+            cnnviz_train_result_free(&res);
+            if (!first) {
+                first = m;
+                continue;
+            }
+            size_t at = first_difference(first, m);
+            ck_assert_msg(at == cnnviz_model_num_params(m),
+                          "%s: %d cores, %d threads differ from 1 core, 1 thread from weight %zu on", arch[net],
+                          runs[k][0], runs[k][1], at);
+            cnnviz_model_free(m);
+        }
+        cnnviz_model_free(first);
+    }
+    cnnviz_force_procs(0);
+    cnnviz_set_threads(0);
+    synthetic_free(&syn);
+    free(pixels);
+}
+END_TEST
+
 /* 1e-30 * 1e-10 on the calling thread and on both threads of a team:
  * how many of the three products were flushed to zero */
 static int products_flushed(void) {
@@ -907,6 +975,7 @@ static Suite *make_train_suite(void) {
     tcase_add_test(loop, test_train_learns_and_records);
     tcase_add_test(loop, test_train_deterministic);
     tcase_add_test(loop, test_train_same_bits_avx512_and_avx2);
+    tcase_add_test(loop, test_train_same_bits_any_thread_count);
     tcase_add_test(loop, test_train_flushes_subnormals);
     tcase_add_test(loop, test_train_nan_keeps_last_good_epoch);
     tcase_add_test(loop, test_train_rejects_bad_setups);

@@ -1,7 +1,24 @@
 /* Helpers shared by the layer constructors. */
 #include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "layers.h"
+
+static int forced_procs = 0;
+
+void cnnviz_force_procs(int n) { forced_procs = n > 0 ? n : 0; }
+
+int cnnviz_procs(void) {
+    if (forced_procs) return forced_procs;
+#ifdef _OPENMP
+    int n = omp_get_num_procs();
+    return n < 1 ? 1 : n;
+#else
+    return 1;
+#endif
+}
 
 static int forced_wide = -1;
 

@@ -72,7 +72,7 @@ typedef struct {
 
 static int thread_slots(void) {
 #ifdef _OPENMP
-    int n = omp_get_num_procs();
+    int n = cnnviz_procs();
     return n < 1 ? 1 : n > 64 ? 64 : n;
 #else
     return 1;
@@ -496,10 +496,12 @@ static void conv2d_forward(const cnnviz_layer *l, const float *in, float *out, i
 
 /* --- backward ----------------------------------------------------------- */
 
-/* Weight-gradient partitions of the sgemm path: a fixed split of the
- * batch's chunks, each summed into its own partial kernel and the partials
- * added in order, so the bits do not depend on the thread count. */
-static int weight_partitions(void) { return thread_slots() > 4 ? thread_slots() : 4; }
+/* Weight-gradient partitions of the sgemm and Winograd paths: a fixed
+ * split of the batch's chunks, each summed into its own partial kernel and
+ * the partials added in order. Eight, whatever the thread count and the
+ * machine's core count, so the bits depend on neither; a batch of 64 makes
+ * eight chunks, one a partition, for up to eight threads. */
+static int weight_partitions(void) { return 8; }
 
 /* Scratch, in floats: a shared region, then one block per thread.
  *   direct: shared = dz (B, OH, OW, F) when ReLU's mask cannot be fused, and

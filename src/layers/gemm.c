@@ -375,7 +375,7 @@ void cnnviz_gemm_parallel(int ta, int tb, int M, int N, int K, const float *A, i
     /* cnnviz_set_threads sets omp_get_max_threads(); it is 1 inside the
      * engine's own regions (cnnviz_omp_serial_inside) */
     int t = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (t > omp_get_num_procs()) t = omp_get_num_procs();
+    if (t > cnnviz_procs()) t = cnnviz_procs();
     if (t > blocks) t = blocks;
     if (t > 1 && (double)M * N * K >= PARALLEL_MIN_WORK) {
         size_t arow = ta ? 1 : (size_t)lda;

@@ -47,6 +47,12 @@ float cnnviz_fused_activation_alpha(cnnviz_activation a);
 #define CNNVIZ_HOT
 #endif
 
+/* The processors the engine sizes its per-thread buffers for
+ * (omp_get_num_procs()); tests force another count (0: the machine's) to
+ * run more threads than this machine has cores the way a bigger one would. */
+int cnnviz_procs(void);
+void cnnviz_force_procs(int n);
+
 /* Whether the hot loops run with 16-float vectors in one register
  * (AVX-512: the x86-64-v4 clone, or a build for it). The kernels written
  * around cnnviz_v16 with many accumulators (the direct conv, Winograd,
