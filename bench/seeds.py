@@ -8,7 +8,10 @@ Keras' definitions, not PyTorch's defaults: glorot_uniform kernels and zero
 biases (PyTorch starts from kaiming_uniform(a=sqrt(5)) and random biases),
 Keras' RMSprop w -= lr*g/sqrt(v+eps) with rho 0.9 and eps 1e-7 (PyTorch
 divides by sqrt(v)+eps), lr 0.001, batch 64 with the last partial batch
-kept, a new shuffle each epoch, pixels x/255. The seed seeds torch's own
+kept, a new shuffle each epoch, pixels x/255. --momentum, --l2 and
+--decay-rate give the articles' best recipe: Keras' momentum m = mu*m +
+lr*g/sqrt(v+eps), w -= m; l2*sum(w^2) on the Dense kernels added to the
+loss; InverseTimeDecay lr0/(1+rate*step) stepped per batch. The seed seeds torch's own
 generator: the same recipe and seed number as cnnviz, not the same draws.
 
 Prints one line per seed: "seed=S acc=A1,A2,...,AE" (test accuracy after
@@ -53,7 +56,9 @@ def train_one(seed, a, x, y, tx, ty):
     keras_init(net)
     params = list(net.parameters())
     v = [torch.zeros_like(p) for p in params]
-    n, accs = x.shape[0], []
+    mom = [torch.zeros_like(p) for p in params]
+    dense_kernels = [m.weight for m in net.modules() if isinstance(m, nn.Linear)]
+    n, accs, step = x.shape[0], [], 0
     for _ in range(a.epochs):
         order = torch.randperm(n)
         for i in range(0, n, a.batch):
@@ -61,11 +66,20 @@ def train_one(seed, a, x, y, tx, ty):
             xb = x[idx].unsqueeze(1).float().div_(255.0)
             for p in params:
                 p.grad = None
-            nn.functional.cross_entropy(net(xb), y[idx]).backward()
+            loss = nn.functional.cross_entropy(net(xb), y[idx])
+            if a.l2:
+                loss = loss + a.l2 * sum(k.square().sum() for k in dense_kernels)  # Keras' L2: not halved
+            loss.backward()
+            lr = a.lr / (1.0 + a.decay_rate * step)  # InverseTimeDecay, decay_steps 1, step before the update
+            step += 1
             with torch.no_grad():
-                for p, s in zip(params, v):
+                for p, s, m in zip(params, v, mom):
                     s.mul_(a.rho).addcmul_(p.grad, p.grad, value=1.0 - a.rho)
-                    p.addcdiv_(p.grad, s.add(a.epsilon).sqrt_(), value=-a.lr)
+                    if a.momentum:
+                        m.mul_(a.momentum).addcdiv_(p.grad, s.add(a.epsilon).sqrt_(), value=lr)
+                        p.sub_(m)
+                    else:
+                        p.addcdiv_(p.grad, s.add(a.epsilon).sqrt_(), value=-lr)
         accs.append(accuracy(net, tx, ty))
     return accs
 
@@ -79,6 +93,9 @@ def main():
     ap.add_argument("--lr", type=float, default=0.001)
     ap.add_argument("--rho", type=float, default=0.9)
     ap.add_argument("--epsilon", type=float, default=1e-7)
+    ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--l2", type=float, default=0.0, help="L2 on the Dense kernels")
+    ap.add_argument("--decay-rate", type=float, default=0.0, help="InverseTimeDecay rate per step")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--data", default=os.environ.get("CNNVIZ_DATA", os.path.join(here, "..", "..", "shared", "data", "mnist")))
     a = ap.parse_args()
