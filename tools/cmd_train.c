@@ -380,7 +380,7 @@ int cmd_train(int argc, char **argv) {
              "Data: MNIST from --data, $CNNVIZ_DATA, $CNNVIZ_SHARED/data/mnist, ../shared/data/mnist\n"
              "beside the source tree or /usr/share/datasets/mnist; Fashion-MNIST from --data or\n"
              "/usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist). Training shuffles each\n"
-             "epoch from --seed; the same seed, data and --threads give bit-identical weights.\n"
+             "epoch from --seed; the same seed and data give bit-identical weights, whatever --threads.\n"
              "Loss: categorical cross-entropy on the softmax output (probabilities clipped to\n"
              "[1e-7, 1-1e-7] as Keras does), plus the regularizers. A NaN or infinite loss stops\n"
              "training; the weights of the last complete epoch are saved and the command exits 1.\n"

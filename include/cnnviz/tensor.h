@@ -41,7 +41,7 @@ float cnnviz_rng_normal(cnnviz_rng *r);
 /* Fisher-Yates shuffle of idx[0..n) */
 void cnnviz_rng_shuffle(cnnviz_rng *r, int *idx, int n);
 
-/* Thread count for OpenMP loops and the BLAS pool; 0 = all cores. */
+/* Thread count for the engine's OpenMP loops; 0 = all cores. */
 void cnnviz_set_threads(int n);
 int cnnviz_get_threads(void);
 
