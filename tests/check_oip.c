@@ -515,6 +515,44 @@ START_TEST(patterns_same_bits_avx512_and_avx2) {
 }
 END_TEST
 
+/* The bundled model's patterns for several (cores, threads): the same bits,
+ * since every map's ascent is its own and nothing sums across the maps of
+ * a batch. Layers as in the two-widths check. */
+START_TEST(patterns_same_bits_any_thread_count) {
+    static const int layers[3] = {2, 4, 6}, runs[4][2] = {{1, 1}, {2, 2}, {8, 3}, {8, 8}};
+    int maps[6] = {0, 1, 2, 3, 4, 5};
+    for (int i = 0; i < 3; i++) {
+        cnnviz_oip_result r[4];
+        for (int k = 0; k < 4; k++) {
+            cnnviz_force_procs(runs[k][0]);
+            cnnviz_set_threads(runs[k][1]);
+            cnnviz_model *m = bundled_model("thread-count check");
+            if (!m) {
+                cnnviz_force_procs(0);
+                cnnviz_set_threads(0);
+                return;
+            }
+            cnnviz_oip_options o;
+            cnnviz_oip_options_init(&o);
+            o.layer = layers[i], o.steps = 25;
+            run_maps(m, &o, maps, 6, &r[k]);
+            cnnviz_model_free(m);
+        }
+        cnnviz_force_procs(0);
+        cnnviz_set_threads(0);
+        size_t n = 6 * r[0].image_size;
+        for (int k = 1; k < 4; k++) {
+            ck_assert_msg(memcmp(r[0].image, r[k].image, n * sizeof(float)) == 0,
+                          "layer %d: patterns of (%d cores, %d threads) differ from (1, 1)", layers[i], runs[k][0],
+                          runs[k][1]);
+            ck_assert_mem_eq(r[0].activation, r[k].activation, 6 * sizeof(float));
+        }
+        ck_assert(memcmp(r[0].image, r[0].start, n * sizeof(float)) != 0);
+        for (int k = 0; k < 4; k++) cnnviz_oip_result_free(&r[k]);
+    }
+}
+END_TEST
+
 static Suite *make_oip_suite(void) {
     Suite *s = suite_create("oip");
     TCase *t = tcase_create("oip");
@@ -529,6 +567,7 @@ static Suite *make_oip_suite(void) {
     tcase_add_test(t, image_operations);
     tcase_add_test(t, default_model_every_live_map_climbs);
     tcase_add_test(t, patterns_same_bits_avx512_and_avx2);
+    tcase_add_test(t, patterns_same_bits_any_thread_count);
     suite_add_tcase(s, t);
     return s;
 }

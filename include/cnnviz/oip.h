@@ -11,7 +11,7 @@
  * Every random number a map uses comes from a generator seeded with
  * (seed, restart, map index), so a map's pattern does not depend on which
  * other maps are in the batch or how the batch is chunked, and the same seed
- * gives the same bits for the same thread count. */
+ * gives the same bits whatever the thread count. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
