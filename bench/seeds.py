@@ -75,11 +75,11 @@ def train_one(seed, a, x, y, tx, ty):
             with torch.no_grad():
                 for p, s, m in zip(params, v, mom):
                     s.mul_(a.rho).addcmul_(p.grad, p.grad, value=1.0 - a.rho)
+                    root = s.add(a.epsilon).sqrt_()
                     if a.momentum:
-                        m.mul_(a.momentum).addcdiv_(p.grad, s.add(a.epsilon).sqrt_(), value=lr)
-                        p.sub_(m)
+                        p.sub_(m.mul_(a.momentum).addcdiv_(p.grad, root, value=lr))
                     else:
-                        p.addcdiv_(p.grad, s.add(a.epsilon).sqrt_(), value=-lr)
+                        p.addcdiv_(p.grad, root, value=-lr)
         accs.append(accuracy(net, tx, ty))
     return accs
 

@@ -477,6 +477,32 @@ START_TEST(default_model_every_live_map_climbs) {
 }
 END_TEST
 
+/* The bundled model's patterns of maps 0..5 at a layer, 25 steps, into r;
+ * 0 when the model is not there (the check is skipped). */
+static int bundled_patterns(int layer, const char *check, cnnviz_oip_result *r) {
+    static const int maps[6] = {0, 1, 2, 3, 4, 5};
+    cnnviz_model *m = bundled_model(check);
+    if (!m) return 0;
+    cnnviz_oip_options o;
+    cnnviz_oip_options_init(&o);
+    o.layer = layer, o.steps = 25;
+    run_maps(m, &o, maps, 6, r);
+    cnnviz_model_free(m);
+    return 1;
+}
+
+/* a and b, two runs of bundled_patterns, hold the same bits; the ascent
+ * moved a's pixels, so the check compared real work. */
+static void same_patterns(const cnnviz_oip_result *a, const cnnviz_oip_result *b, const char *what, int layer) {
+    size_t n = 6 * a->image_size, at = n;
+    for (size_t k = 0; k < n && at == n; k++)
+        if (memcmp(&a->image[k], &b->image[k], sizeof(float))) at = k;
+    ck_assert_msg(at == n, "layer %d, %s: patterns differ from pixel %zu on (%.9g, %.9g)", layer, what, at,
+                  at < n ? b->image[at] : 0.0, at < n ? a->image[at] : 0.0);
+    ck_assert_mem_eq(a->activation, b->activation, 6 * sizeof(float));
+    ck_assert(memcmp(a->image, a->start, n * sizeof(float)) != 0);
+}
+
 /* The bundled model's patterns with the AVX-512 kernels and with the AVX2
  * ones (the vector head in two 8-float halves, the direct conv's input
  * gradient, the sparse and matrix kernels' narrow paths): the same bits,
@@ -485,69 +511,45 @@ END_TEST
  * conv), conv2d_2 (through the sparse window kernels too) and dense. */
 START_TEST(patterns_same_bits_avx512_and_avx2) {
     static const int layers[3] = {2, 4, 6};
-    int maps[6] = {0, 1, 2, 3, 4, 5};
     for (int i = 0; i < 3; i++) {
         cnnviz_oip_result r[2];
-        for (int wide = 1; wide >= 0; wide--) {
+        int ran = 1;
+        for (int wide = 1; wide >= 0 && ran; wide--) {
             cnnviz_force_wide_vectors(wide);
             cnnviz_force_avx2_vectors(1);
-            cnnviz_model *m = bundled_model("two-widths check");
-            if (!m) return;
-            cnnviz_oip_options o;
-            cnnviz_oip_options_init(&o);
-            o.layer = layers[i], o.steps = 25;
-            run_maps(m, &o, maps, 6, &r[wide]);
-            cnnviz_model_free(m);
+            ran = bundled_patterns(layers[i], "two-widths check", &r[wide]);
         }
         cnnviz_force_wide_vectors(-1);
         cnnviz_force_avx2_vectors(-1);
-        size_t n = 6 * r[0].image_size, at = n;
-        for (size_t k = 0; k < n && at == n; k++)
-            if (memcmp(&r[0].image[k], &r[1].image[k], sizeof(float))) at = k;
-        ck_assert_msg(at == n, "layer %d: patterns differ from pixel %zu on (%.9g, %.9g)", layers[i], at,
-                      at < n ? r[1].image[at] : 0.0, at < n ? r[0].image[at] : 0.0);
-        ck_assert_mem_eq(r[0].activation, r[1].activation, 6 * sizeof(float));
-        /* the ascent moved the pixels: the check compared real work */
-        ck_assert(memcmp(r[0].image, r[0].start, n * sizeof(float)) != 0);
+        if (!ran) return;
+        same_patterns(&r[0], &r[1], "AVX-512 and AVX2", layers[i]);
         cnnviz_oip_result_free(&r[0]);
         cnnviz_oip_result_free(&r[1]);
     }
 }
 END_TEST
 
-/* The bundled model's patterns for several (cores, threads): the same bits,
- * since every map's ascent is its own and nothing sums across the maps of
- * a batch. Layers as in the two-widths check. */
+/* The same patterns for several (cores, threads): the same bits, since
+ * every map's ascent is its own and nothing sums across the maps of a
+ * batch. */
 START_TEST(patterns_same_bits_any_thread_count) {
     static const int layers[3] = {2, 4, 6}, runs[4][2] = {{1, 1}, {2, 2}, {8, 3}, {8, 8}};
-    int maps[6] = {0, 1, 2, 3, 4, 5};
     for (int i = 0; i < 3; i++) {
         cnnviz_oip_result r[4];
-        for (int k = 0; k < 4; k++) {
+        int ran = 1;
+        for (int k = 0; k < 4 && ran; k++) {
             cnnviz_force_procs(runs[k][0]);
             cnnviz_set_threads(runs[k][1]);
-            cnnviz_model *m = bundled_model("thread-count check");
-            if (!m) {
-                cnnviz_force_procs(0);
-                cnnviz_set_threads(0);
-                return;
-            }
-            cnnviz_oip_options o;
-            cnnviz_oip_options_init(&o);
-            o.layer = layers[i], o.steps = 25;
-            run_maps(m, &o, maps, 6, &r[k]);
-            cnnviz_model_free(m);
+            ran = bundled_patterns(layers[i], "thread-count check", &r[k]);
         }
         cnnviz_force_procs(0);
         cnnviz_set_threads(0);
-        size_t n = 6 * r[0].image_size;
+        if (!ran) return;
         for (int k = 1; k < 4; k++) {
-            ck_assert_msg(memcmp(r[0].image, r[k].image, n * sizeof(float)) == 0,
-                          "layer %d: patterns of (%d cores, %d threads) differ from (1, 1)", layers[i], runs[k][0],
-                          runs[k][1]);
-            ck_assert_mem_eq(r[0].activation, r[k].activation, 6 * sizeof(float));
+            char what[64];
+            snprintf(what, sizeof what, "(%d cores, %d threads) against (1, 1)", runs[k][0], runs[k][1]);
+            same_patterns(&r[0], &r[k], what, layers[i]);
         }
-        ck_assert(memcmp(r[0].image, r[0].start, n * sizeof(float)) != 0);
         for (int k = 0; k < 4; k++) cnnviz_oip_result_free(&r[k]);
     }
 }
