@@ -654,7 +654,7 @@ static void transpose_kernel(const float *restrict w, int K, int F, float *restr
 
 /* The nonzeros of dz (rows, F), row by row: row p's are lf/lv[rs[p] ..
  * rs[p+1]), filters in order. lf/lv have room for rows*F entries. With
- * AVX-512 sixteen filters at a time by compress stores; else branch-free
+ * AVX-512 sixteen filters at a time compressed; else branch-free
  * scalar code (which values are nonzero is as good as random). */
 static void nonzero_rows_plain(const float *restrict dz, int rows, int F, int *restrict rs, int *restrict lf,
                                float *restrict lv) {
@@ -682,9 +682,14 @@ __attribute__((target("avx512f,popcnt"))) static void nonzero_rows_avx512(const 
             __m512 v = _mm512_loadu_ps(d + f0);
             /* not-equal or unordered: a NaN counts as nonzero, as d != 0 does */
             __mmask16 m = _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
-            _mm512_mask_compressstoreu_ps(lv + n, m, v);
-            _mm512_mask_compressstoreu_epi32(lf + n, m, f);
-            n += __builtin_popcount(m);
+            /* compressed in a register, then a masked store of the first
+             * popcount lanes: the store form of vcompressps is microcoded
+             * on Zen 4 (10% of a training epoch there, against 1% this way) */
+            int k = __builtin_popcount(m);
+            __mmask16 first = (__mmask16)((1u << k) - 1);
+            _mm512_mask_storeu_ps(lv + n, first, _mm512_maskz_compress_ps(m, v));
+            _mm512_mask_storeu_epi32(lf + n, first, _mm512_maskz_compress_epi32(m, f));
+            n += k;
         }
     }
     rs[rows] = n;
