@@ -107,13 +107,20 @@ SK_NAME(weight_grad_filters_nv)(const conv2d_layer *c, const float *restrict in,
                     #pragma GCC unroll 16
                     for (int i = 0; i < NV; i++) a[r][i] = *(const SK_VU *)(o + (size_t)r * seg + SK_L * i);
                 for (int j = pos[f]; j < next[f]; j++) {
-                    const float *r0 = x + cp[j] + (size_t)ky * rstride;
+                    const float *r0 = x + cp[j] + (size_t)ky * rstride, *rp[SK_RP];
                     float v = cv[j];
+                    /* one pointer per window row, opaque to GCC, so that the
+                     * loads are that pointer plus a constant; else it
+                     * computes an index per load and spills them */
+                    #pragma GCC unroll 3
+                    for (int r = 0; r < SK_RP; r++) {
+                        rp[r] = r0 + (size_t)r * rstride;
+                        __asm__("" : "+r"(rp[r]));
+                    }
                     #pragma GCC unroll 3
                     for (int r = 0; r < SK_RP; r++)
                         #pragma GCC unroll 16
-                        for (int i = 0; i < NV; i++)
-                            a[r][i] += v * *(const SK_VU *)(r0 + (size_t)r * rstride + SK_L * i);
+                        for (int i = 0; i < NV; i++) a[r][i] += v * *(const SK_VU *)(rp[r] + SK_L * i);
                 }
                 #pragma GCC unroll 3
                 for (int r = 0; r < SK_RP; r++)
