@@ -57,6 +57,10 @@ typedef struct {
     /* backward: dout is already zero wherever this layer's ReLU output is
      * zero, so the ReLU's backward would change nothing and is skipped */
     int dout_masked;
+    /* forward: the rows and columns of the output this pass reads (0: all;
+     * a training pass's valid max pooling may not read the last ones). A
+     * layer may leave the others zero: Conv2D on its F(2x2) path does */
+    int rows_read, cols_read;
 } cnnviz_pass;
 
 /* Whether the backward of layer i (a max pooling) does the ReLU backward
@@ -164,6 +168,11 @@ struct cnnviz_workspace {
     int *codes;
     size_t codes_size;
     int fused_pass, out0_stale, pass_batch;
+    /* the latest forward's last layer; crops_stale: it was a training pass
+     * that made only the part of some outputs that the pass reads
+     * (pass_crop), and they have not been made whole since
+     * (restore_cropped_outputs) */
+    int pass_last, crops_stale;
     cnnviz_rng *rng;
     /* depth-first passes (model.c): per thread a scratch and two buffers
      * for one micro-batch's gradients (or, in predict, activations); per

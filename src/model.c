@@ -407,8 +407,42 @@ static void restore_first_output(cnnviz_workspace *ws) {
     ws->out0_stale = 0;
 }
 
+/* The rows and columns of layer i's output that a pass up to layer last
+ * reads (0: all): in a training pass, of a Conv2D with ReLU under a max
+ * pooling, the pooling's windows. The pooling does the ReLU's backward
+ * (cnnviz_fused_relu_pool), so the Conv2D's backward does not read its
+ * output, and a valid pooling may leave its last rows and columns out
+ * (11 -> 5 reads 10 of 11: 25 of F(2x2)'s 36 tiles). */
+static void pass_crop(const cnnviz_model *m, int i, int last, int training, int *rows, int *cols) {
+    *rows = *cols = 0;
+    if (!training || i >= last || !cnnviz_fused_relu_pool(m, i + 1)) return;
+    const cnnviz_shape *s = &m->layers[i]->out_shape;
+    int r, c;
+    cnnviz_pool_input_read(m->layers[i + 1], &r, &c);
+    if (r < s->dim[0] || c < s->dim[1]) *rows = r, *cols = c;
+}
+
+/* The outputs a cropped training pass did not make whole, made now from
+ * the same inputs with the same prepared weights (the same bits in the
+ * part the pass made); before the weights change, as for layer 0. */
+static void restore_cropped_outputs(cnnviz_workspace *ws) {
+    if (!ws->crops_stale) return;
+    const cnnviz_model *m = ws->model;
+    for (int i = 0; i <= ws->pass_last; i++) {
+        int rows, cols;
+        pass_crop(m, i, ws->pass_last, 1, &rows, &cols);
+        if (!rows) continue;
+        const cnnviz_layer *l = m->layers[i];
+        if (i == 1) restore_first_output(ws);
+        cnnviz_pass p = {.scratch = ws->scratch, .prep = ws->prep[i], .training = 1};
+        l->ops->forward(l, i ? ws->out[i - 1] : ws->input, ws->out[i], ws->pass_batch, &p);
+    }
+    ws->crops_stale = 0;
+}
+
 float *cnnviz_layer_output(cnnviz_workspace *ws, int i) {
     if (i == 0) restore_first_output(ws);
+    restore_cropped_outputs(ws);
     return ws->out[i];
 }
 
@@ -485,6 +519,7 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
                  * is written once, by the first micro-batch */
                 cnnviz_pass p = {.aux = j == 0 ? ws->aux[i] : NULL, .scratch = scratch, .prep = ws->prep[i],
                                  .training = training && ws->training, .rng = ws->rng};
+                pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
                 l->ops->forward(l, in, out, nb, &p);
                 in = out;
             }
@@ -507,6 +542,13 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
     prepare_layers(m, ws, last, ws->pass_training);
     ws->fused_pass = ws->out0_stale = 0;
     ws->pass_batch = B;
+    ws->pass_last = last;
+    ws->crops_stale = 0;
+    for (int i = 0; i <= last; i++) {
+        int rows, cols;
+        pass_crop(m, i, last, ws->pass_training && keep_all, &rows, &cols);
+        if (rows) ws->crops_stale = 1;
+    }
     if (depth_first_allowed(m, ws, B, last, training)) {
         ws->fused_pass = ws->out0_stale = ws->codes && ws->pass_training && keep_all && last >= 1;
         forward_depth_first(m, ws, input, B, last, training, keep_all);
@@ -517,6 +559,7 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
         const cnnviz_layer *l = m->layers[i];
         cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i],
                          .training = training && ws->training, .rng = ws->rng};
+        pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
         l->ops->forward(l, in, ws->out[i], B, &p);
         in = ws->out[i];
     }
@@ -634,6 +677,11 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
     /* anything but training's backward after a fused pass wants the conv
      * output that pass did not write */
     if (!(depth && last >= 1 && !dinput && weight_grads && m->num_params)) restore_first_output(ws);
+    /* a backward that ends at a cropped layer reads its output (its
+     * pooling's backward is not there to do the ReLU's) */
+    int crop_rows, crop_cols;
+    pass_crop(m, last, ws->pass_last, 1, &crop_rows, &crop_cols);
+    if (crop_rows) restore_cropped_outputs(ws);
     if (depth) {
         backward_depth_first(m, ws, dout, B, last, weight_grads, dinput);
         return;

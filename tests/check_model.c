@@ -156,6 +156,64 @@ START_TEST(workspace_and_predict) {
 }
 END_TEST
 
+/* A training pass makes only the rows and columns of conv2d_1 (11x11)
+ * that max_pooling2d_1 reads (10x10: 25 of F(2x2)'s 36 tiles) and leaves
+ * the rest zero; those it makes and the pooled output are the same bits
+ * as an inference pass's (conv2d_2 after them is not: training takes
+ * F(3x3) for it), and the whole output is made
+ * on request (cnnviz_layer_output) or for a backward that ends at it.
+ * B = 37 runs depth-first, B = 8 layer by layer. */
+START_TEST(training_pass_crops_pooled_conv) {
+    cnnviz_model *m = seed_net();
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 9, 0);
+    cnnviz_model_init_weights(m, &rng);
+    cnnviz_error err;
+    ck_assert_int_eq(cnnviz_model_alloc_grads(m, &err), CNNVIZ_OK);
+    const int sizes[2] = {37, 8};
+    for (int t = 0; t < 2; t++) {
+        int n = sizes[t];
+        float *x = random_images(n, 4);
+        size_t conv = (size_t)11 * 11 * 64, pooled = (size_t)5 * 5 * 64;
+        cnnviz_workspace *wi = cnnviz_workspace_new(m, n, 0, &err), *wt = cnnviz_workspace_new(m, n, 1, &err);
+        ck_assert_ptr_nonnull(wi);
+        ck_assert_ptr_nonnull(wt);
+        (void)cnnviz_forward(m, wi, x, n, -1, 0);
+        (void)cnnviz_forward(m, wt, x, n, -1, 1);
+        ck_assert_msg(memcmp(wi->out[3], wt->out[3], n * pooled * sizeof(float)) == 0, "B=%d: pooled output", n);
+        ck_assert_int_eq(wt->crops_stale, 1);
+        const float *ci = wi->out[2], *ct = wt->out[2];
+        for (int b = 0; b < n; b++)
+            for (int y = 0; y < 11; y++)
+                for (int xx = 0; xx < 11; xx++)
+                    for (int f = 0; f < 64; f++) {
+                        size_t k = (size_t)b * conv + ((size_t)y * 11 + xx) * 64 + f;
+                        if (y < 10 && xx < 10)
+                            ck_assert_msg(memcmp(&ci[k], &ct[k], sizeof *ct) == 0,
+                                          "B=%d: sample %d (%d, %d, %d): %g, not %g", n, b, y, xx, f, ct[k], ci[k]);
+                        else
+                            ck_assert_msg(ct[k] == 0.0f, "B=%d: (%d, %d) made: %g", n, y, xx, ct[k]);
+                    }
+        ck_assert_msg(memcmp(cnnviz_layer_output(wt, 2), ci, n * conv * sizeof(float)) == 0, "B=%d: restored", n);
+        ck_assert_int_eq(wt->crops_stale, 0);
+        /* a backward that ends at conv2d_1 reads its whole output */
+        (void)cnnviz_forward(m, wt, x, n, -1, 1);
+        ck_assert_int_eq(wt->crops_stale, 1);
+        float *dy = calloc(n * conv, sizeof *dy), *dx = malloc((size_t)n * 784 * sizeof *dx);
+        for (size_t k = 0; k < n * conv; k++) dy[k] = cnnviz_rng_uniform(&rng) - 0.5f;
+        cnnviz_backward(m, wt, dy, n, 2, 0, dx);
+        ck_assert_int_eq(wt->crops_stale, 0);
+        ck_assert_msg(memcmp(wt->out[2], ci, n * conv * sizeof(float)) == 0, "B=%d: restored for backward", n);
+        free(dy);
+        free(dx);
+        cnnviz_workspace_free(wi);
+        cnnviz_workspace_free(wt);
+        free(x);
+    }
+    cnnviz_model_free(m);
+}
+END_TEST
+
 /* Forward, and backward with weight gradients, give the same bits with 1
  * and 2 threads (fixed chunking, fixed reduction orders): depth-first
  * (the seed net) and layer by layer (a Dropout in training rules out
@@ -437,6 +495,7 @@ static Suite *make_model_suite(int with_reference) {
     tcase_add_test(t, workspace_and_predict);
     tcase_add_loop_test(t, deterministic_across_threads, 0, 2);
     tcase_add_test(t, input_gradient_of_a_feature_map);
+    tcase_add_test(t, training_pass_crops_pooled_conv);
     tcase_add_test(t, dropout_after_inference_pass_is_identity);
     suite_add_tcase(s, t);
     if (with_reference) {

@@ -478,7 +478,8 @@ static void conv2d_forward_winograd(const conv2d_layer *c, const float *in, floa
                                          c->OH, c->OW, c->F, block);
             else
                 cnnviz_winograd_sample(x, c->H, c->W, c->C, c->pad_top, c->pad_left, p->prep, bias, relu, y, c->OH,
-                                       c->OW, c->F, block);
+                                       c->OW, c->F, p->rows_read ? p->rows_read : c->OH,
+                                       p->cols_read ? p->cols_read : c->OW, block);
             if (!relu) cnnviz_activation_forward(l->activation, c->alpha, y, (size_t)nb * out_floats(c), c->F);
         }
     }

@@ -144,13 +144,15 @@ void cnnviz_bias_grad_rows(float *db, const float *dz, size_t rows, int n);
  * usable: the geometry is supported (C and F multiples of 16) and saves at
  * least 1.5x of the arithmetic. weights: U (weight_floats) from the HWIO
  * kernel. sample: one sample's output with bias and, if relu, ReLU, using
- * a block of block_floats. */
+ * a block of block_floats; only its first NH rows and NW columns (the
+ * rest zero), each the same bits as in the whole output. */
 int cnnviz_winograd_usable(int kh, int kw, int sh, int sw, int C, int F, int OH, int OW);
 size_t cnnviz_winograd_weight_floats(int C, int F);
 size_t cnnviz_winograd_block_floats(int C, int F);
 void cnnviz_winograd_weights(const float *w, int C, int F, float *u);
 void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
-                            const float *bias, int relu, float *out, int OH, int OW, int F, float *block);
+                            const float *bias, int relu, float *out, int OH, int OW, int F, int NH, int NW,
+                            float *block);
 
 /* Winograd F(3x3, 3x3) (winograd.c), forward and backward, for layers whose
  * output comes in few 3x3 blocks (5x5 -> 3x3). Rows of its products are
@@ -180,6 +182,10 @@ void cnnviz_winograd3_weight_grad(const float *du, int C, int F, float *dw);
  * gradients from the pooled gradient. fusable: whether conv and pool can go
  * that way. */
 int cnnviz_conv_pool_fusable(const cnnviz_layer *conv, const cnnviz_layer *pool);
+
+/* The rows and columns of a pooling layer's input that its windows cover
+ * (a valid pooling may leave the last ones out: 11 -> 5 reads 10). */
+void cnnviz_pool_input_read(const cnnviz_layer *pool, int *rows, int *cols);
 void cnnviz_conv_pool_forward(const cnnviz_layer *conv, const float *in, float *pooled, int *codes, int nb);
 void cnnviz_conv_pool_backward(const cnnviz_layer *conv, const float *in, const float *pooled,
                                const int *codes, const float *dpooled, int nb, float *gw, float *gb);

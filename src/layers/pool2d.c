@@ -232,3 +232,10 @@ cnnviz_layer *cnnviz_pool2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     q->base.out_shape = cnnviz_shape3(q->OH, q->OW, q->C);
     return &q->base;
 }
+
+void cnnviz_pool_input_read(const cnnviz_layer *l, int *rows, int *cols) {
+    const pool2d_layer *q = (const pool2d_layer *)l;
+    int y0, y1, x0, x1;
+    pool_window(q, q->OH - 1, q->OW - 1, &y0, &y1, &x0, &x1);
+    *rows = y1, *cols = x1;
+}

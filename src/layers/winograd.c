@@ -83,11 +83,18 @@ void cnnviz_winograd_weights(const float *restrict w, int C, int F, float *restr
 #include "winograd2-kernel.h"
 
 void cnnviz_winograd_sample(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
-                            const float *bias, int relu, float *out, int OH, int OW, int F, float *block) {
+                            const float *bias, int relu, float *out, int OH, int OW, int F, int NH, int NW,
+                            float *block) {
     if (cnnviz_wide_vectors())
-        sample_v16(in, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, block);
+        sample_v16(in, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, NH, NW, block);
     else
-        sample_v8(in, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, block);
+        sample_v8(in, H, W, C, pad_top, pad_left, u, bias, relu, out, OH, OW, F, NH, NW, block);
+    /* the rows and columns not made */
+    for (int y = 0; y < OH; y++)
+        if (y >= NH)
+            memset(out + (size_t)y * OW * F, 0, (size_t)OW * F * sizeof *out);
+        else if (NW < OW)
+            memset(out + ((size_t)y * OW + NW) * F, 0, (size_t)(OW - NW) * F * sizeof *out);
 }
 
 /* --- F(3x3, 3x3) ----------------------------------------------------------

@@ -133,8 +133,11 @@ WK_NAME(output_tile)(const float *restrict m, size_t xi_stride, int F, const flo
 
 CNNVIZ_HOT
 static void WK_NAME(sample)(const float *in, int H, int W, int C, int pad_top, int pad_left, const float *u,
-                            const float *bias, int relu, float *out, int OH, int OW, int F, float *block) {
-    int TH = (OH + 1) / 2, TW = (OW + 1) / 2, T = TH * TW;
+                            const float *bias, int relu, float *out, int OH, int OW, int F, int NH, int NW,
+                            float *block) {
+    /* the 2x2 tiles that cover the first NH rows and NW columns: each
+     * tile's outputs are the same bits whichever others are made */
+    int TH = (NH + 1) / 2, TW = (NW + 1) / 2, T = TH * TW;
     size_t vs = plane(C), ms = plane(F), cf = (size_t)C * F;
     float *v = block, *m = block + 16 * vs;
     /* blocks of about equal size, a multiple of the kernel's four rows */
