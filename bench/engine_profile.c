@@ -99,6 +99,7 @@ static void per_layer(cnnviz_model *m, const float *x, int B, int threads) {
         double tf = 1e30, tb = 1e30;
         for (int rep = 0; rep < 20; rep++) {
             cnnviz_pass pf = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1};
+            cnnviz_pass_crop(m, i, m->nlayers - 1, 1, &pf.rows_read, &pf.cols_read); /* as cnnviz_forward */
             double t0 = bench_now();
             l->ops->forward(l, in, ws->out[i], B, &pf);
             double t = bench_now() - t0;

@@ -65,6 +65,7 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
             const cnnviz_layer *l = m->layers[i];
             cnnviz_pass pass = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
                                 .rng = ws->rng};
+            cnnviz_pass_crop(m, i, last, 1, &pass.rows_read, &pass.cols_read); /* as cnnviz_forward */
             t = bench_now();
             if (ws->prep[i]) l->ops->prepare(l, ws->prep[i], 1); /* Winograd's kernel transform */
             l->ops->forward(l, in, ws->out[i], b, &pass);

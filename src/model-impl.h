@@ -67,6 +67,10 @@ typedef struct {
  * of layer i-1 (a Conv2D with ReLU) for it; see cnnviz_pass. */
 int cnnviz_fused_relu_pool(const cnnviz_model *m, int i);
 
+/* The rows and columns of layer i's output that a pass up to layer last
+ * reads (0: all), for cnnviz_pass.rows_read/cols_read; see model.c. */
+void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int training, int *rows, int *cols);
+
 /* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
 static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {
     if (p->grads) return p->grads + q->offset;
@@ -170,7 +174,7 @@ struct cnnviz_workspace {
     int fused_pass, out0_stale, pass_batch;
     /* the latest forward's last layer; crops_stale: it was a training pass
      * that made only the part of some outputs that the pass reads
-     * (pass_crop), and they have not been made whole since
+     * (cnnviz_pass_crop), and they have not been made whole since
      * (restore_cropped_outputs) */
     int pass_last, crops_stale;
     cnnviz_rng *rng;

@@ -413,7 +413,7 @@ static void restore_first_output(cnnviz_workspace *ws) {
  * (cnnviz_fused_relu_pool), so the Conv2D's backward does not read its
  * output, and a valid pooling may leave its last rows and columns out
  * (11 -> 5 reads 10 of 11: 25 of F(2x2)'s 36 tiles). */
-static void pass_crop(const cnnviz_model *m, int i, int last, int training, int *rows, int *cols) {
+void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int training, int *rows, int *cols) {
     *rows = *cols = 0;
     if (!training || i >= last || !cnnviz_fused_relu_pool(m, i + 1)) return;
     const cnnviz_shape *s = &m->layers[i]->out_shape;
@@ -430,7 +430,7 @@ static void restore_cropped_outputs(cnnviz_workspace *ws) {
     const cnnviz_model *m = ws->model;
     for (int i = 0; i <= ws->pass_last; i++) {
         int rows, cols;
-        pass_crop(m, i, ws->pass_last, 1, &rows, &cols);
+        cnnviz_pass_crop(m, i, ws->pass_last, 1, &rows, &cols);
         if (!rows) continue;
         const cnnviz_layer *l = m->layers[i];
         if (i == 1) restore_first_output(ws);
@@ -519,7 +519,7 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
                  * is written once, by the first micro-batch */
                 cnnviz_pass p = {.aux = j == 0 ? ws->aux[i] : NULL, .scratch = scratch, .prep = ws->prep[i],
                                  .training = training && ws->training, .rng = ws->rng};
-                pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
+                cnnviz_pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
                 l->ops->forward(l, in, out, nb, &p);
                 in = out;
             }
@@ -546,7 +546,7 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
     ws->crops_stale = 0;
     for (int i = 0; i <= last; i++) {
         int rows, cols;
-        pass_crop(m, i, last, ws->pass_training && keep_all, &rows, &cols);
+        cnnviz_pass_crop(m, i, last, ws->pass_training && keep_all, &rows, &cols);
         if (rows) ws->crops_stale = 1;
     }
     if (depth_first_allowed(m, ws, B, last, training)) {
@@ -559,7 +559,7 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
         const cnnviz_layer *l = m->layers[i];
         cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i],
                          .training = training && ws->training, .rng = ws->rng};
-        pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
+        cnnviz_pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
         l->ops->forward(l, in, ws->out[i], B, &p);
         in = ws->out[i];
     }
@@ -680,7 +680,7 @@ void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *d
     /* a backward that ends at a cropped layer reads its output (its
      * pooling's backward is not there to do the ReLU's) */
     int crop_rows, crop_cols;
-    pass_crop(m, last, ws->pass_last, 1, &crop_rows, &crop_cols);
+    cnnviz_pass_crop(m, last, ws->pass_last, 1, &crop_rows, &crop_cols);
     if (crop_rows) restore_cropped_outputs(ws);
     if (depth) {
         backward_depth_first(m, ws, dout, B, last, weight_grads, dinput);
