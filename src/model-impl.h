@@ -69,7 +69,7 @@ int cnnviz_fused_relu_pool(const cnnviz_model *m, int i);
 
 /* The rows and columns of layer i's output that a pass up to layer last
  * reads (0: all), for cnnviz_pass.rows_read/cols_read; see model.c. */
-void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int training, int *rows, int *cols);
+void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int may_crop, int *rows, int *cols);
 
 /* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
 static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {

@@ -408,14 +408,15 @@ static void restore_first_output(cnnviz_workspace *ws) {
 }
 
 /* The rows and columns of layer i's output that a pass up to layer last
- * reads (0: all): in a training pass, of a Conv2D with ReLU under a max
- * pooling, the pooling's windows. The pooling does the ReLU's backward
+ * reads (0: all), for a pass that may crop (a training pass, or one that
+ * keeps only the last output): of a Conv2D with ReLU under a max pooling,
+ * the pooling's windows. In training the pooling does the ReLU's backward
  * (cnnviz_fused_relu_pool), so the Conv2D's backward does not read its
- * output, and a valid pooling may leave its last rows and columns out
- * (11 -> 5 reads 10 of 11: 25 of F(2x2)'s 36 tiles). */
-void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int training, int *rows, int *cols) {
+ * output. A valid pooling may leave the last rows and columns out (11 -> 5
+ * reads 10 of 11: 25 of F(2x2)'s 36 tiles). */
+void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int may_crop, int *rows, int *cols) {
     *rows = *cols = 0;
-    if (!training || i >= last || !cnnviz_fused_relu_pool(m, i + 1)) return;
+    if (!may_crop || i >= last || !cnnviz_fused_relu_pool(m, i + 1)) return;
     const cnnviz_shape *s = &m->layers[i]->out_shape;
     int r, c;
     cnnviz_pool_input_read(m->layers[i + 1], &r, &c);
@@ -519,7 +520,7 @@ static void forward_depth_first(const cnnviz_model *m, cnnviz_workspace *ws, con
                  * is written once, by the first micro-batch */
                 cnnviz_pass p = {.aux = j == 0 ? ws->aux[i] : NULL, .scratch = scratch, .prep = ws->prep[i],
                                  .training = training && ws->training, .rng = ws->rng};
-                cnnviz_pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
+                cnnviz_pass_crop(m, i, last, !keep_all || p.training, &p.rows_read, &p.cols_read);
                 l->ops->forward(l, in, out, nb, &p);
                 in = out;
             }
@@ -559,7 +560,7 @@ static const float *forward(const cnnviz_model *m, cnnviz_workspace *ws, const f
         const cnnviz_layer *l = m->layers[i];
         cnnviz_pass p = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i],
                          .training = training && ws->training, .rng = ws->rng};
-        cnnviz_pass_crop(m, i, last, keep_all && p.training, &p.rows_read, &p.cols_read);
+        cnnviz_pass_crop(m, i, last, !keep_all || p.training, &p.rows_read, &p.cols_read);
         l->ops->forward(l, in, ws->out[i], B, &p);
         in = ws->out[i];
     }
