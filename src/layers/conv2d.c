@@ -767,18 +767,16 @@ static void nonzero_rows(const float *restrict dz, int rows, int F, int *restric
                          float *restrict lv) {
 #ifdef CNNVIZ_CLONES
     /* the CPU itself, not cnnviz_wide_vectors(): tests force the wide paths
-     * anywhere. Every path lists the same entries. */
-    static int avx2 = -1;
-    if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+     * anywhere. Every path lists the same entries. Asked on every call, as
+     * gemm.c does: a read of what the loader found, where a cached answer
+     * in a static would be written by every thread of the caller's team. */
 #ifndef CNNVIZ_AVX2_MAX
-    static int avx512 = -1;
-    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt");
-    if (avx512 && F % 16 == 0) {
+    if (F % 16 == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("popcnt")) {
         nonzero_rows_avx512(dz, rows, F, rs, lf, lv);
         return;
     }
 #endif
-    if (avx2 && F % 8 == 0) {
+    if (F % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")) {
         nonzero_rows_avx2(dz, rows, F, rs, lf, lv);
         return;
     }
