@@ -170,8 +170,11 @@ cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n,
 
 /* --- files ---------------------------------------------------------------- */
 /* Keras legacy .h5 (Keras 2.x, tf.keras 2.x, Keras 3) or Keras 3 .keras zip,
- * chosen by the file's magic bytes. */
+ * chosen by the file's magic bytes. cnnviz_model_load is the one the CLI
+ * uses (src/io/isolate.c); cnnviz_model_load_in_process parses the file in
+ * the calling process (src/io/keras_h5.c). */
 cnnviz_status cnnviz_model_load(const char *path, cnnviz_model **out, cnnviz_error *err);
+cnnviz_status cnnviz_model_load_in_process(const char *path, cnnviz_model **out, cnnviz_error *err);
 /* tf.keras 2.x legacy .h5, written to a temporary name and renamed. */
 cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_error *err);
 /* A model from the JSON Keras' model.to_json() prints (tf.keras 2.x or

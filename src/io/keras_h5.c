@@ -423,7 +423,7 @@ static int has_hdf5_magic(FILE *fp) {
     }
 }
 
-cnnviz_status cnnviz_model_load(const char *path, cnnviz_model **out, cnnviz_error *err) {
+cnnviz_status cnnviz_model_load_in_process(const char *path, cnnviz_model **out, cnnviz_error *err) {
     *out = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot open: %s", strerror(errno));
