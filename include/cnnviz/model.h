@@ -169,12 +169,34 @@ cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n,
                                    cnnviz_error *err);
 
 /* --- files ---------------------------------------------------------------- */
+/* How an untrusted model file is read: the budget every declared size is
+ * checked against before anything is allocated, and whether the file is
+ * parsed in a child process. cnnviz_load_options_init fills the defaults. */
+typedef struct {
+    size_t max_params;       /* weights in the whole model */
+    size_t max_file_bytes;   /* the model file, and each member of a .keras zip */
+    size_t max_config_bytes; /* the Keras JSON config */
+    int max_layers;
+    int max_json_depth;      /* nesting of the Keras JSON config */
+    int in_process;          /* 0 (default): parse in a child process (src/io/isolate.c) */
+    double timeout_s;        /* the child's wall-clock limit */
+    size_t max_memory_bytes; /* the child's address-space limit */
+} cnnviz_load_options;
+void cnnviz_load_options_init(cnnviz_load_options *o);
+
 /* Keras legacy .h5 (Keras 2.x, tf.keras 2.x, Keras 3) or Keras 3 .keras zip,
- * chosen by the file's magic bytes. cnnviz_model_load is the one the CLI
- * uses (src/io/isolate.c); cnnviz_model_load_in_process parses the file in
+ * chosen by the file's magic bytes. opt NULL: the defaults.
+ * cnnviz_model_load (what the CLI uses) = cnnviz_model_load_opts(path, NULL):
+ * parsed in a child process. cnnviz_model_load_in_process parses the file in
  * the calling process (src/io/keras_h5.c). */
+cnnviz_status cnnviz_model_load_opts(const char *path, const cnnviz_load_options *opt, cnnviz_model **out,
+                                     cnnviz_error *err);
 cnnviz_status cnnviz_model_load(const char *path, cnnviz_model **out, cnnviz_error *err);
 cnnviz_status cnnviz_model_load_in_process(const char *path, cnnviz_model **out, cnnviz_error *err);
+/* A model file already in memory (name is used in errors), parsed in the
+ * calling process with opt's budget. */
+cnnviz_status cnnviz_model_load_memory(const void *buf, size_t len, const char *name,
+                                       const cnnviz_load_options *opt, cnnviz_model **out, cnnviz_error *err);
 /* tf.keras 2.x legacy .h5, written to a temporary name and renamed. */
 cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_error *err);
 /* A model from the JSON Keras' model.to_json() prints (tf.keras 2.x or
