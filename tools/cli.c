@@ -272,7 +272,17 @@ cnnviz_model *cli_load_model(const char *path, const cli_common *common) {
         cli_report(&err);
         return NULL;
     }
-    if (common->input_scale) cnnviz_model_set_input_scale(m, scale);
+    if (common->input_scale) {
+        cnnviz_model_set_input_scale(m, scale);
+    } else if (!cnnviz_model_has_input_scale(m) && !common->quiet) {
+        int r = cnnviz_model_rescales_input(m);
+        if (r >= 0) {
+            cnnviz_layer_info li;
+            cnnviz_model_layer_info(m, r, &li);
+            fprintf(stderr, "%s: the model rescales its input itself (layer '%s'): fed raw 0..255 pixels "
+                    "(--input-scale overrides)\n", path, li.name);
+        }
+    }
     return m;
 }
 

@@ -272,7 +272,7 @@ static int write_snapshots(const char *path, const cnnviz_oip_result *r) {
     return rc;
 }
 
-static int print_json(const char *layer, int index, const cnnviz_oip_result *r) {
+static int print_json(const char *layer, int index, const cnnviz_oip_result *r, const cli_warnings *warn) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "layer", layer);
     cJSON_AddNumberToObject(root, "index", index);
@@ -285,6 +285,7 @@ static int print_json(const char *layer, int index, const cnnviz_oip_result *r) 
         cJSON_AddBoolToObject(o, "dead", r->dead[i]);
         cJSON_AddItemToArray(arr, o);
     }
+    cli_warnings_json(warn, root);
     char *s = cJSON_PrintUnformatted(root);
     int rc = s ? (puts(s), 0) : cli_error(NULL, "out of memory");
     free(s);
@@ -447,8 +448,12 @@ int cmd_filters(int argc, char **argv) {
         unlink(a.output);
         goto done;
     }
+    cli_warnings warn = {0};
+    int dead = 0;
+    for (int i = 0; i < r.n; i++) dead += r.dead[i] != 0;
+    cli_warn_dead_maps(&warn, m, &common, li.name, dead, r.n, "dead");
     if (common.json) {
-        rc = print_json(li.name, li.index, &r);
+        rc = print_json(li.name, li.index, &r, &warn);
     } else if (!common.quiet) {
         print_table(&li, &a, &r, secs);
         printf("wrote %s", a.output);
