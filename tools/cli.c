@@ -434,3 +434,30 @@ int cli_find_dataset(const char *name, const char *split, const char *dir, char 
     return cli_error(NULL, "%s %s set not found: give --data DIR or set CNNVIZ_DATA (%s)",
                      fashion ? "Fashion-MNIST" : "MNIST", split, dataset_source(fashion));
 }
+
+int cli_activated_output(const cnnviz_model *m, int layer) {
+    cnnviz_layer_info li, next;
+    cnnviz_model_layer_info(m, layer, &li);
+    if ((li.type != CNNVIZ_LAYER_CONV2D && li.type != CNNVIZ_LAYER_DENSE) || li.activation != CNNVIZ_ACT_LINEAR)
+        return -1;
+    int n = cnnviz_model_num_layers(m);
+    for (int i = layer + 1; i < n && i <= layer + 2; i++) {
+        cnnviz_model_layer_info(m, i, &next);
+        if (next.type == CNNVIZ_LAYER_BATCHNORM && i == layer + 1) continue;
+        if (next.type != CNNVIZ_LAYER_ACTIVATION) return -1;
+        return next.activation == CNNVIZ_ACT_LINEAR || next.activation == CNNVIZ_ACT_SOFTMAX ? -1 : i;
+    }
+    return -1;
+}
+
+int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common *c) {
+    int act = cli_activated_output(m, layer);
+    if (act >= 0 && !c->quiet) {
+        cnnviz_layer_info li, al;
+        cnnviz_model_layer_info(m, layer, &li);
+        cnnviz_model_layer_info(m, act, &al);
+        fprintf(stderr, "layer '%s' is linear: its activated output is layer '%s' (%s)\n", li.name, al.name,
+                cnnviz_activation_name(al.activation));
+    }
+    return act;
+}

@@ -122,6 +122,15 @@ void cli_warn_dead_maps(cli_warnings *w, const cnnviz_model *m, const cli_common
 /* obj["warnings"] = [...] (always present, maybe empty) */
 void cli_warnings_json(const cli_warnings *w, struct cJSON *obj);
 
+/* A linear Conv2D or Dense whose activation is a layer of its own (next,
+ * or after one BatchNormalization), as Keras users often write it: the
+ * index of that Activation layer, or -1 (a layer with its own activation,
+ * or a linear one followed by softmax: the logit is the thing to show). */
+int cli_activated_output(const cnnviz_model *m, int layer);
+/* When layer is such a linear layer, say on stderr (unless quiet) which
+ * layer holds its activated output; returns that layer or -1. */
+int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common *c);
+
 /* Flush stdout and report a write failure (a full disk must not exit 0). */
 int cli_finish_stdout(int rc);
 
