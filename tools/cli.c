@@ -461,3 +461,35 @@ int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common
     }
     return act;
 }
+
+char *cli_read_text(const char *path, size_t max_bytes) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(path, "cannot open (%s)", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0, got;
+    char *s = malloc(cap);
+    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n > max_bytes) {
+            free(s);
+            fclose(f);
+            cli_error(path, "larger than %zu bytes, too large for this file type", max_bytes);
+            return NULL;
+        }
+        if (n + 1 < cap) continue;
+        char *bigger = realloc(s, cap *= 2);
+        if (!bigger) free(s);
+        s = bigger;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!s || bad) {
+        free(s);
+        cli_error(path, "cannot read");
+        return NULL;
+    }
+    s[n] = 0;
+    return s;
+}

@@ -131,6 +131,11 @@ int cli_activated_output(const cnnviz_model *m, int layer);
  * layer holds its activated output; returns that layer or -1. */
 int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common *c);
 
+/* A whole text file, NUL-terminated (malloc'd); prints the error and
+ * returns NULL when it cannot be read or is larger than max_bytes. */
+#define CLI_MAX_TEXT_BYTES ((size_t)64 << 20)
+char *cli_read_text(const char *path, size_t max_bytes);
+
 /* Flush stdout and report a write failure (a full disk must not exit 0). */
 int cli_finish_stdout(int rc);
 

@@ -119,6 +119,11 @@ cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel 
  * Two panels side by side: loss and accuracy per epoch, training and validation. */
 cnnviz_status cnnviz_render_history(const char *path, const char *history_json, const cnnviz_render_options *opt,
                                     cnnviz_error *err);
+/* The same with the second curve named val_label ("test" when it is the
+ * test set; NULL: "validation"). Both mark the best epoch: the highest
+ * validation accuracy, else training accuracy, else the lowest loss. */
+cnnviz_status cnnviz_render_history_labelled(const char *path, const char *history_json, const char *val_label,
+                                             const cnnviz_render_options *opt, cnnviz_error *err);
 
 /* --- gradient-ascent patterns ---------------------------------------------------- */
 /* n images (n,h,w,c), c = 1 (drawn with opt->cmap, each tile on its own range)
