@@ -66,6 +66,8 @@ typedef struct {
     cnnviz_norm norm;
     int pixel;        /* figure pixels per map pixel; 0 = automatic (tiles of about 80 px) */
     const char *title;/* first line of the figure; NULL = a default per figure */
+    int columns;      /* activations: panels flow into this many page columns; 0 = what fits a page best */
+    int one_sided;    /* activations: draw panels with negative values in cmap too (default: RdBu around 0) */
     cnnviz_provenance prov;
 } cnnviz_render_options;
 
