@@ -493,3 +493,35 @@ char *cli_read_text(const char *path, size_t max_bytes) {
     s[n] = 0;
     return s;
 }
+
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+int cli_class_names(const cnnviz_model *m, const char *arg, int classes, cli_class_labels *out) {
+    memset(out, 0, sizeof *out);
+    const char *dataset = cnnviz_model_meta(m, "cnnviz_dataset");
+    if (!arg && !(dataset && strcmp(dataset, "fashion") == 0)) return 0;
+    if (!arg || strcmp(arg, "fashion") == 0) {
+        if (classes != 10) return arg ? cli_error(NULL, "--class-names fashion: the model has %d classes, not 10", classes) : 0;
+        for (int k = 0; k < 10; k++) out->names[k] = fashion_names[k];
+        out->n = 10;
+        return 0;
+    }
+    if (!(out->text = cli_read_text(arg, 1 << 20))) return CLI_RUNTIME;
+    char *save = NULL;
+    for (char *line = strtok_r(out->text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        if (out->n == CLI_MAX_CLASSES) break;
+        out->names[out->n++] = line;
+    }
+    if (out->n != classes) {
+        int n = out->n;
+        cli_class_labels_free(out);
+        return cli_error(arg, "%d class names for the model's %d classes (one name a line)", n, classes);
+    }
+    return 0;
+}
+
+void cli_class_labels_free(cli_class_labels *l) {
+    free(l->text);
+    memset(l, 0, sizeof *l);
+}

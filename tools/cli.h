@@ -136,6 +136,19 @@ int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common
 #define CLI_MAX_TEXT_BYTES ((size_t)64 << 20)
 char *cli_read_text(const char *path, size_t max_bytes);
 
+/* Class names for a model's output units: from --class-names FILE (one a
+ * line) or "fashion" (Fashion-MNIST's ten, also used when the model was
+ * trained by cnnviz on it); n = 0 when there are none. Prints the error and
+ * returns nonzero for a file that does not name every class. */
+#define CLI_MAX_CLASSES 1000
+typedef struct {
+    int n;
+    const char *names[CLI_MAX_CLASSES];
+    char *text;
+} cli_class_labels;
+int cli_class_names(const cnnviz_model *m, const char *arg, int classes, cli_class_labels *out);
+void cli_class_labels_free(cli_class_labels *l);
+
 /* Flush stdout and report a write failure (a full disk must not exit 0). */
 int cli_finish_stdout(int rc);
 

@@ -345,7 +345,9 @@ static int save(cnnviz_model *m, const cnnviz_train_config *cfg, const cnnviz_tr
     /* what the val_* curves measured: plot history labels a test set so */
     const char *val = !res->has_val ? NULL : o->split_set ? "split" : "test";
     if (cnnviz_train_record_meta(m, cfg, res, arch, &err) ||
-        (val && cnnviz_model_set_meta(m, "cnnviz_validation", val, &err)) || cnnviz_model_save(m, path, &err)) {
+        (val && cnnviz_model_set_meta(m, "cnnviz_validation", val, &err)) ||
+        cnnviz_model_set_meta(m, "cnnviz_dataset", o->dataset && strncmp(o->dataset, "fashion", 7) == 0 ? "fashion" : "mnist", &err) ||
+        cnnviz_model_save(m, path, &err)) {
         if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
         return cli_report(&err);
     }

@@ -130,8 +130,11 @@ cnnviz_status cnnviz_render_history_labelled(const char *path, const char *histo
 /* --- gradient-ascent patterns ---------------------------------------------------- */
 /* n images (n,h,w,c), c = 1 (drawn with opt->cmap, each tile on its own range)
  * or 3 (RGB, each tile stretched to its own range). Each tile is labelled
- * with map[i] and activation[i]; dead[i] != 0 greys the tile out and marks it
- * "dead". map, activation, dead may be NULL (index i, no value, none dead). */
+ * with labels[i] (or "map <map[i]>") and activation[i]; dead[i] != 0 greys
+ * the tile out and marks it "dead"; a map whose activation is below
+ * weak_fraction of the largest is framed and marked "weak". map,
+ * activation, dead, labels, settings may be NULL (index i, no value, none
+ * dead); weak_fraction 0 marks none; cols 0 = a near-square grid. */
 typedef struct {
     const char *layer;      /* Keras name for the title */
     int n, h, w, c;
@@ -139,6 +142,12 @@ typedef struct {
     const int *map;
     const float *activation;
     const int *dead;
+    const char *const *labels; /* a label per tile, e.g. "class 3" */
+    float weak_fraction;
+    const char *settings;   /* what shaped the patterns, for the subtitle ("200 steps, jitter 2, ...") */
+    int cols;
+    int shared_range;       /* every tile on [lo, hi] instead of its own range */
+    float lo, hi;
 } cnnviz_pattern_set;
 
 cnnviz_status cnnviz_render_patterns(const char *path, const cnnviz_pattern_set *p, const cnnviz_render_options *opt,
