@@ -111,7 +111,7 @@ static cnnviz_status render_named(const char *name, const char *path, cnnviz_err
         float *k = malloc((size_t)9 * in * out * sizeof *k), b[16];
         for (int i = 0; i < 9 * in * out; i++) k[i] = (float)((i * 11) % 21 - 10) / 40.0f;
         for (int i = 0; i < out; i++) b[i] = (float)(i % 5 - 2) / 100.0f;
-        cnnviz_kernel_panel kp = {"conv2d", "Conv2D", {4, {3, 3, in, out}}, k, b};
+        cnnviz_kernel_panel kp = {"conv2d", "Conv2D", {4, {3, 3, in, out}}, k, b, 0, 0};
         o.cmap = CNNVIZ_CMAP_RDBU;
         st = cnnviz_render_kernels(path, &kp, &o, err);
         free(k);

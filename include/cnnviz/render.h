@@ -101,14 +101,21 @@ cnnviz_status cnnviz_render_activations(const char *path, const cnnviz_panel *in
 /* --- kernels ---------------------------------------------------------------- */
 /* A Conv2D kernel (kh,kw,in,out) and its bias (out) or NULL, drawn on a
  * symmetric RdBu scale around 0 (blue positive, red negative, as matplotlib's
- * RdBu). in == 1: one tile per output map with its bias under it; in > 1: an
- * out x in matrix of kh x kw tiles, rows grouped by 8, with a bias column.
- * A Dense kernel (in,out) is drawn as one in x out matrix. */
+ * RdBu). in == 1: one tile per output map with its bias under it; in > 1
+ * with top == 0: an out x in matrix of kh x kw tiles, rows grouped by 8,
+ * with a bias column; in > 1 with top = K: a heatmap of each (output,
+ * input) kernel's L2 norm, and for each output map the kernels of its K
+ * strongest inputs, labelled with the input. A Dense kernel (in,out) is
+ * drawn as one in x out matrix; a Dense after Flatten of (H,W,C) maps has
+ * the same memory layout as a (H,W,C,units) kernel and can be drawn as one
+ * ("folded back" onto the maps, unit = output map; set folded). */
 typedef struct {
     const char *name, *class_name;
     cnnviz_shape shape; /* (kh,kw,in,out) or (in,out) */
     const float *kernel;
     const float *bias;  /* (out) or NULL */
+    int top;            /* in > 1: the strongest inputs per output map drawn (0: the whole matrix) */
+    int folded;         /* a Dense kernel drawn as (H,W,C,units): units, maps of the layer before */
 } cnnviz_kernel_panel;
 
 cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel *k, const cnnviz_render_options *opt,
