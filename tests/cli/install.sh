@@ -48,6 +48,18 @@ if cc -Wall -Werror $SAN_FLAGS "$SRC/samples/classify.c" -o "$TMP/classify" $(pk
 else
   fail "cc samples/classify.c \$(pkg-config --cflags --libs cnnviz): $(cat "$TMP/cc.log")"
 fi
+# Static linking needs Requires.private and Libs.private to be complete.
+static_libs=$(pkg-config --static --libs cnnviz)
+check "pkg-config --static names OpenMP, libm, HDF5 (got '$static_libs')" \
+  bash -c '[[ " $0 " == *" -fopenmp "* && " $0 " == *" -lm "* && " $0 " == *hdf5* ]]' "$static_libs"
+# shellcheck disable=SC2046
+if cc $SAN_FLAGS "$SRC/samples/classify.c" -o "$TMP/classify_static" $(pkg-config --cflags cnnviz) \
+    "$LIBDIR/libcnnviz.a" ${static_libs/-lcnnviz/} 2>"$TMP/cc.log"; then
+  out=$("$TMP/classify_static" "$P/share/cnnviz/model.h5" "$P/share/cnnviz/digits/digit-1.png")
+  check "libcnnviz.a with pkg-config --static classifies digit-1 (got '$out')" grep -q "digit-1.png: 1 " <<<"$out"
+else
+  fail "cc samples/classify.c libcnnviz.a \$(pkg-config --static --libs cnnviz): $(cat "$TMP/cc.log")"
+fi
 
 # --- CMake with find_package ------------------------------------------------------------
 mkdir -p "$TMP/user"
