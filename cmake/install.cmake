@@ -63,12 +63,12 @@ endif()
 set(CNNVIZ_ZSH_COMPLETION_DIR ${_zsh_dir} CACHE STRING "where the zsh completion _cnnviz goes, under the prefix")
 
 # --- install ------------------------------------------------------------------------
-# Two components, as Debian splits them: "runtime" (the command, the shared
-# library, the model and digits, the manual) and "dev" (what a C program is
-# built with).
+# Three components, as Debian splits them: "runtime" (the command, the model
+# and digits, the manual), "lib" (libcnnviz.so.0) and "dev" (what a C program
+# is built with). The command links the static library, so it needs no "lib".
 install(TARGETS cnnviz RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
 install(TARGETS cnnviz_shared EXPORT cnnvizTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime NAMELINK_COMPONENT dev)
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT lib NAMELINK_COMPONENT dev)
 install(TARGETS cnnviz_lib EXPORT cnnvizTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT dev)
 install(FILES ${CNNVIZ_PUBLIC_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cnnviz COMPONENT dev)
@@ -113,25 +113,47 @@ install(FILES ${CMAKE_BINARY_DIR}/cnnvizConfig.cmake ${CMAKE_BINARY_DIR}/cnnvizC
   DESTINATION ${CNNVIZ_CMAKE_DIR} COMPONENT dev)
 
 # --- Debian packages: cpack -G DEB in the build folder ----------------------------
-# Configure with -DCMAKE_INSTALL_PREFIX=/usr for a package (Debian's layout).
+# Configure with -DCMAKE_INSTALL_PREFIX=/usr for a package (Debian's layout);
+# scripts/check-deb.sh builds them and tries them in a fresh chroot.
 set(CPACK_PACKAGE_NAME cnnviz)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "load, train and look inside MNIST-scale Keras CNNs")
-set(CPACK_PACKAGE_CONTACT "cnnviz developers <cnnviz@invalid>")
+if(NOT CPACK_PACKAGE_CONTACT)
+  set(CPACK_PACKAGE_CONTACT "cnnviz developers <cnnviz@invalid>") # -DCPACK_PACKAGE_CONTACT= for a real one
+endif()
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
-set(CPACK_COMPONENTS_ALL runtime dev)
+set(CPACK_COMPONENTS_ALL runtime lib dev)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
-set(CPACK_DEBIAN_PACKAGE_SECTION science)
 # Depends: from the ELF files by dpkg-shlibdeps; a shlibs file for libcnnviz.so.0.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(_lib_package libcnnviz${CNNVIZ_SOVERSION})
+# Each component's description: its first line is the package's summary.
+# (CPack indents it; an empty line separates paragraphs.)
+string(CONCAT _about "cnnviz loads Keras CNN models (.h5, .keras) for MNIST-scale images, runs and\n"
+           "trains them on the CPU, and draws what they learned: activations, kernels,\n"
+           "the input patterns each map responds to most, training curves.")
+
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME cnnviz)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION science)
+set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
+  "look inside MNIST-scale Keras CNNs from the command line\n${_about}\n\nThis package holds the cnnviz command, its bundled model and sample digits.")
 # The figures are drawn in DejaVu Sans, which the library opens by path.
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "fonts-dejavu-core")
+
+set(CPACK_DEBIAN_LIB_PACKAGE_NAME ${_lib_package})
+set(CPACK_DEBIAN_LIB_PACKAGE_SECTION libs)
+set(CPACK_COMPONENT_LIB_DESCRIPTION
+  "load, run and train MNIST-scale Keras CNNs - shared library\n${_about}\n\nThis package holds the shared library.")
+set(CPACK_DEBIAN_LIB_PACKAGE_DEPENDS "fonts-dejavu-core")
+# ldconfig by trigger, as Debian policy asks, rather than only from postinst
+set(CPACK_DEBIAN_LIB_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/cmake/deb/triggers)
+
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libcnnviz-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
+set(CPACK_COMPONENT_DEV_DESCRIPTION
+  "load, run and train MNIST-scale Keras CNNs - development files\n${_about}\n\nThis package holds the headers, the static library, cnnviz.pc and the CMake\npackage.")
 # cnnviz.pc's Requires.private and the CMake package need the libraries' own
 # -dev packages.
-set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "cnnviz (= ${PROJECT_VERSION}), pkg-config, libhdf5-dev, libcairo2-dev, libpng-dev, libjpeg-dev, libzip-dev, libcjson-dev, zlib1g-dev, libssl-dev")
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "${_lib_package} (= ${PROJECT_VERSION}), pkg-config, libhdf5-dev, libcairo2-dev, libpng-dev, libjpeg-dev, libzip-dev, libcjson-dev, zlib1g-dev, libssl-dev")
 include(CPack)

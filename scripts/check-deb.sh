@@ -46,7 +46,7 @@ chroot "$root" /bin/sh -ec '
   cnnviz --version
   cnnviz activations /usr/share/cnnviz/digits/digit-5.png -o /tmp/act.png
   test -s /tmp/act.png
-  apt-get install -y -qq --no-install-recommends /tmp/debs/libcnnviz-dev_*.deb gcc libc6-dev >/dev/null
+  apt-get install -y -qq --no-install-recommends /tmp/debs/libcnnviz0_*.deb /tmp/debs/libcnnviz-dev_*.deb gcc libc6-dev >/dev/null
   cc /tmp/debs/classify.c $(pkg-config --cflags --libs cnnviz) -o /tmp/classify
   /tmp/classify /usr/share/cnnviz/model.h5 /usr/share/cnnviz/digits/digit-7.png | grep "digit-7.png: 7 "
 '
