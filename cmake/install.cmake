@@ -12,6 +12,8 @@ set(CNNVIZ_SOVERSION 0)
 # private, so programs cannot come to depend on them. A version script rather
 # than -fvisibility=hidden because the headers then need no export macro.
 file(GLOB CNNVIZ_PUBLIC_HEADERS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/include/cnnviz/*.h)
+# a function added to a header must reach the script without a manual reconfigure
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CNNVIZ_PUBLIC_HEADERS})
 set(CNNVIZ_EXPORTS "")
 foreach(header ${CNNVIZ_PUBLIC_HEADERS})
   file(READ ${header} text)
