@@ -62,6 +62,15 @@ enum {
     CLI_COMMON_ALL = 63,
 };
 
+/* What --help prints: text for a person, or, for the build's generators of man
+ * pages and shell completion (cmake/gen-docs.sh), the same tables as a man
+ * page or as tab-separated completion data. main.c sets it for the hidden
+ * --help-man and --help-complete arguments. */
+typedef enum { CLI_HELP_TEXT, CLI_HELP_MAN, CLI_HELP_COMPLETE } cli_help_format;
+void cli_set_help_format(cli_help_format format);
+/* Print man-page text with troff's special characters escaped. */
+void cli_man_text(const char *text);
+
 /* Parse argv. For each command option calls on_option(key, optarg, ctx),
  * which returns 0 or a usage error already printed (CLI_USAGE). Positional
  * arguments are moved to the front of argv; *npos gets their count.
@@ -81,8 +90,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out);
 
-/* The bundled default model: $CNNVIZ_MODEL, else samples/model.h5 beside the
- * source tree the binary was built from, else the installed copy. */
+/* The bundled default model: $CNNVIZ_MODEL, else the installed copy
+ * (<prefix>/share/cnnviz/model.h5 beside <prefix>/bin/cnnviz), else
+ * samples/model.h5 in the source tree the binary was built from. */
 const char *cli_default_model(void);
 /* Does this argument name a model file (.h5/.keras/.hdf5) rather than an image? */
 int cli_is_model_path(const char *arg);
