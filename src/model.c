@@ -300,7 +300,23 @@ cnnviz_status cnnviz_model_check_finite(const cnnviz_model *m, const char *path,
     return CNNVIZ_OK;
 }
 
-cnnviz_input_scale cnnviz_model_input_scale(const cnnviz_model *m) { return m->scale; }
+/* The first layer that is not an identity at inference, when it is a
+ * Rescaling: such a model takes raw 0..255 pixels (Keras' preprocessing
+ * guide puts Rescaling(1/255) first for that reason). */
+int cnnviz_model_rescales_input(const cnnviz_model *m) {
+    for (int i = 0; i < m->nlayers; i++) {
+        cnnviz_layer_type t = m->layers[i]->type;
+        if (t == CNNVIZ_LAYER_RESCALING) return i;
+        if (t != CNNVIZ_LAYER_IDENTITY && t != CNNVIZ_LAYER_DROPOUT) return -1;
+    }
+    return -1;
+}
+
+cnnviz_input_scale cnnviz_model_input_scale(const cnnviz_model *m) {
+    if (!m->has_scale && cnnviz_model_rescales_input(m) >= 0)
+        return (cnnviz_input_scale){CNNVIZ_SCALE_RAW, 0.0f, 1.0f};
+    return m->scale;
+}
 int cnnviz_model_has_input_scale(const cnnviz_model *m) { return m->has_scale; }
 void cnnviz_model_set_input_scale(cnnviz_model *m, cnnviz_input_scale s) {
     m->scale = s;

@@ -75,7 +75,7 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out
 /* --- option tables -------------------------------------------------------- */
 
 static const cli_option common_options[] = {
-    {"threads", OPT_THREADS, "N", "threads for the engine (default: all cores)"},
+    {"threads", OPT_THREADS, "N", "threads for the engine, 1 to 1024 (0 or absent: one per core); results do not depend on it"},
     {"json", OPT_JSON, NULL, "print machine-readable results on stdout"},
     {"quiet", OPT_QUIET, NULL, "no progress or reports on stderr"},
     {"device", OPT_DEVICE, "DEV", "cpu (cuda is not available in this build)"},
@@ -86,6 +86,35 @@ static const cli_option common_options[] = {
 };
 static const int common_bits[] = {CLI_COMMON_THREADS, CLI_COMMON_JSON,  CLI_COMMON_QUIET, CLI_COMMON_DEVICE,
                                   CLI_COMMON_SEED,    CLI_COMMON_SCALE, CLI_COMMON_SCALE};
+
+static int parse_scale(const char *s, cnnviz_input_scale *out) {
+    memset(out, 0, sizeof *out);
+    out->std = 1.0f;
+    if (strcmp(s, "unit") == 0) out->kind = CNNVIZ_SCALE_UNIT;
+    else if (strcmp(s, "raw") == 0) out->kind = CNNVIZ_SCALE_RAW;
+    else if (strcmp(s, "center") == 0) out->kind = CNNVIZ_SCALE_CENTER;
+    else if (strncmp(s, "meanstd:", 8) == 0) {
+        char *end;
+        out->kind = CNNVIZ_SCALE_MEANSTD;
+        out->mean = strtof(s + 8, &end);
+        if (*end != ':') return -1;
+        char *end2;
+        out->std = strtof(end + 1, &end2);
+        if (*end2 || !(out->std > 0)) return -1;
+    } else
+        return -1;
+    return 0;
+}
+
+/* "--quiet=0": getopt_long says '?' for a flag given a value; tell that
+ * apart from an option it does not know. */
+static int takes_no_argument(const struct option *longopts, const char *word) {
+    const char *name = word + strspn(word, "-");
+    size_t len = strcspn(name, "=");
+    for (const struct option *o = longopts; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o->has_arg == no_argument;
+    return 0;
+}
 
 static void print_option(const cli_option *o) {
     char left[64];
@@ -144,6 +173,9 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common,
         case 1: argv[pos++] = (char *)arg; continue; /* positional, in order */
         case 'h': print_help(spec); return -1;
         case '?':
+            if (optopt && strchr(argv[optind - 1], '=') && takes_no_argument(longopts, argv[optind - 1]))
+                return cli_usage_error(spec->name, "option '%.*s' takes no argument",
+                                       (int)strcspn(argv[optind - 1], "="), argv[optind - 1]);
             if (optopt)
                 return cli_usage_error(spec->name, "option '%s' %s", argv[optind - 1],
                                        optopt >= 256 || strchr(shortopts + 1, optopt) ? "needs an argument" : "is not known");
@@ -173,7 +205,13 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common,
             common->seed_set = 1;
             continue;
         }
-        case OPT_INPUT_SCALE: common->input_scale = arg; continue;
+        case OPT_INPUT_SCALE: {
+            cnnviz_input_scale scale;
+            if (parse_scale(arg, &scale))
+                return cli_usage_error(spec->name, "--input-scale: '%s' is not unit, raw, center or meanstd:M:S", arg);
+            common->input_scale = arg;
+            continue;
+        }
         case OPT_TRANSPOSE: common->transpose = 1; continue;
         default:
             if (on_option) {
@@ -221,32 +259,11 @@ int cli_is_model_path(const char *arg) {
     return dot && (strcasecmp(dot, ".h5") == 0 || strcasecmp(dot, ".keras") == 0 || strcasecmp(dot, ".hdf5") == 0);
 }
 
-static int parse_scale(const char *s, cnnviz_input_scale *out) {
-    memset(out, 0, sizeof *out);
-    out->std = 1.0f;
-    if (strcmp(s, "unit") == 0) out->kind = CNNVIZ_SCALE_UNIT;
-    else if (strcmp(s, "raw") == 0) out->kind = CNNVIZ_SCALE_RAW;
-    else if (strcmp(s, "center") == 0) out->kind = CNNVIZ_SCALE_CENTER;
-    else if (strncmp(s, "meanstd:", 8) == 0) {
-        char *end;
-        out->kind = CNNVIZ_SCALE_MEANSTD;
-        out->mean = strtof(s + 8, &end);
-        if (*end != ':') return -1;
-        char *end2;
-        out->std = strtof(end + 1, &end2);
-        if (*end2 || !(out->std > 0)) return -1;
-    } else
-        return -1;
-    return 0;
-}
 
 cnnviz_model *cli_load_model(const char *path, const cli_common *common) {
     if (!path) path = cli_default_model();
     cnnviz_input_scale scale;
-    if (common->input_scale && parse_scale(common->input_scale, &scale)) {
-        cli_usage_error(NULL, "--input-scale: '%s' is not unit, raw, center or meanstd:M:S", common->input_scale);
-        return NULL;
-    }
+    if (common->input_scale) parse_scale(common->input_scale, &scale); /* checked by cli_parse */
     cnnviz_model *m = NULL;
     cnnviz_error err;
     cnnviz_error_clear(&err);
@@ -255,7 +272,17 @@ cnnviz_model *cli_load_model(const char *path, const cli_common *common) {
         cli_report(&err);
         return NULL;
     }
-    if (common->input_scale) cnnviz_model_set_input_scale(m, scale);
+    if (common->input_scale) {
+        cnnviz_model_set_input_scale(m, scale);
+    } else if (!cnnviz_model_has_input_scale(m) && !common->quiet) {
+        int r = cnnviz_model_rescales_input(m);
+        if (r >= 0) {
+            cnnviz_layer_info li;
+            cnnviz_model_layer_info(m, r, &li);
+            fprintf(stderr, "%s: the model rescales its input itself (layer '%s'): fed raw 0..255 pixels "
+                    "(--input-scale overrides)\n", path, li.name);
+        }
+    }
     return m;
 }
 
@@ -292,8 +319,10 @@ int cli_load_input(const cnnviz_model *m, const char *image, int preprocess, con
         cnnviz_idx_images im;
         if (cnnviz_idx_load_images(path, &im, &err) != CNNVIZ_OK) return cli_report(&err);
         if (k >= im.count) {
+            int count = im.count;
             cnnviz_idx_images_free(&im);
-            return cli_error(path, "image index %ld is out of range (the file has %d images)", k, im.count);
+            return cli_error(path, "image index %ld is out of range (the file has %d images, 0 to %d)", k, count,
+                             count - 1);
         }
         if (im.rows != h || im.cols != w) {
             cnnviz_idx_images_free(&im);
@@ -371,13 +400,20 @@ static int find_pair(const char *dir, const char *split, char *images, char *lab
     return 0;
 }
 
+/* Where a user gets the data set that was not found. */
+static const char *dataset_source(int fashion) {
+    return fashion ? "install Debian's dataset-fashion-mnist"
+                   : "MNIST's four .gz files are at https://ossci-datasets.s3.amazonaws.com/mnist/";
+}
+
 int cli_find_dataset(const char *name, const char *split, const char *dir, char *images, char *labels, size_t n) {
     int fashion = strcmp(name, "fashion") == 0 || strcmp(name, "fashion-mnist") == 0;
     if (!fashion && strcmp(name, "mnist") != 0)
         return cli_usage_error(NULL, "unknown data set '%s' (use mnist or fashion)", name);
     if (dir) {
         if (find_pair(dir, split, images, labels, n)) return 0;
-        return cli_error(dir, "no %s-images-idx3-ubyte[.gz] and %s-labels-idx1-ubyte[.gz] here", split, split);
+        return cli_error(dir, "no %s-images-idx3-ubyte[.gz] and %s-labels-idx1-ubyte[.gz] here (%s)", split, split,
+                         dataset_source(fashion));
     }
     char buf[4096];
     const char *env = getenv("CNNVIZ_DATA");
@@ -395,6 +431,33 @@ int cli_find_dataset(const char *name, const char *split, const char *dir, char 
 #endif
     snprintf(buf, sizeof buf, "/usr/share/datasets/%s", fashion ? "fashion-mnist" : "mnist");
     if (find_pair(buf, split, images, labels, n)) return 0;
-    return cli_error(NULL, "%s %s set not found (give --data DIR, set CNNVIZ_DATA, or install %s)",
-                     fashion ? "Fashion-MNIST" : "MNIST", split, fashion ? "dataset-fashion-mnist" : "it under ../shared/data/mnist");
+    return cli_error(NULL, "%s %s set not found: give --data DIR or set CNNVIZ_DATA (%s)",
+                     fashion ? "Fashion-MNIST" : "MNIST", split, dataset_source(fashion));
+}
+
+int cli_activated_output(const cnnviz_model *m, int layer) {
+    cnnviz_layer_info li, next;
+    cnnviz_model_layer_info(m, layer, &li);
+    if ((li.type != CNNVIZ_LAYER_CONV2D && li.type != CNNVIZ_LAYER_DENSE) || li.activation != CNNVIZ_ACT_LINEAR)
+        return -1;
+    int n = cnnviz_model_num_layers(m);
+    for (int i = layer + 1; i < n && i <= layer + 2; i++) {
+        cnnviz_model_layer_info(m, i, &next);
+        if (next.type == CNNVIZ_LAYER_BATCHNORM && i == layer + 1) continue;
+        if (next.type != CNNVIZ_LAYER_ACTIVATION) return -1;
+        return next.activation == CNNVIZ_ACT_LINEAR || next.activation == CNNVIZ_ACT_SOFTMAX ? -1 : i;
+    }
+    return -1;
+}
+
+int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common *c) {
+    int act = cli_activated_output(m, layer);
+    if (act >= 0 && !c->quiet) {
+        cnnviz_layer_info li, al;
+        cnnviz_model_layer_info(m, layer, &li);
+        cnnviz_model_layer_info(m, act, &al);
+        fprintf(stderr, "layer '%s' is linear: its activated output is layer '%s' (%s)\n", li.name, al.name,
+                cnnviz_activation_name(al.activation));
+    }
+    return act;
 }

@@ -102,6 +102,35 @@ int cli_load_input(const cnnviz_model *m, const char *image, int preprocess, con
  * Files may be gzipped or not. Prints an error and returns nonzero if absent. */
 int cli_find_dataset(const char *name, const char *split, const char *dir, char *images, char *labels, size_t n);
 
+/* Warnings that name the fix (tools/warnings.c): one line each on stderr
+ * ("cnnviz: warning: ...", unless --quiet) and kept for --json. */
+#define CLI_MAX_WARNINGS 4
+typedef struct {
+    int n;
+    char text[CLI_MAX_WARNINGS][320];
+} cli_warnings;
+struct cJSON;
+void cli_warn(cli_warnings *w, const cli_common *c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* near-uniform probabilities (n inputs of `classes` probabilities each) */
+void cli_warn_probabilities(cli_warnings *w, const cnnviz_model *m, const cli_common *c, const float *probs, int n,
+                            size_t classes);
+/* accuracy near chance */
+void cli_warn_accuracy(cli_warnings *w, const cnnviz_model *m, const cli_common *c, double accuracy, size_t classes);
+/* more than half of a layer's maps dead (what: "dead", "never active on this input") */
+void cli_warn_dead_maps(cli_warnings *w, const cnnviz_model *m, const cli_common *c, const char *layer, int dead,
+                        int maps, const char *what);
+/* obj["warnings"] = [...] (always present, maybe empty) */
+void cli_warnings_json(const cli_warnings *w, struct cJSON *obj);
+
+/* A linear Conv2D or Dense whose activation is a layer of its own (next,
+ * or after one BatchNormalization), as Keras users often write it: the
+ * index of that Activation layer, or -1 (a layer with its own activation,
+ * or a linear one followed by softmax: the logit is the thing to show). */
+int cli_activated_output(const cnnviz_model *m, int layer);
+/* When layer is such a linear layer, say on stderr (unless quiet) which
+ * layer holds its activated output; returns that layer or -1. */
+int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common *c);
+
 /* Flush stdout and report a write failure (a full disk must not exit 0). */
 int cli_finish_stdout(int rc);
 

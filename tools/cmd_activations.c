@@ -102,8 +102,8 @@ static void softmax(const float *in, float *out, int n) {
 
 /* Resolve --layer arguments to indices in model order without repeats;
  * an unknown one is reported with the names that exist. */
-static int choose_layers(const cnnviz_model *m, const char *model_path, const activations_args *a, int *chosen,
-                         int *n) {
+static int choose_layers(const cnnviz_model *m, const char *model_path, const activations_args *a,
+                         const cli_common *common, int *chosen, int *n) {
     int nl = cnnviz_model_num_layers(m);
     char *mark = calloc((size_t)nl, 1);
     if (!mark) return cli_error(NULL, "out of memory");
@@ -114,6 +114,7 @@ static int choose_layers(const cnnviz_model *m, const char *model_path, const ac
             return render_cli_unknown_layer(m, model_path, a->layers[i]);
         }
         mark[k] = 1;
+        cli_note_activated_output(m, k, common);
     }
     *n = 0;
     for (int i = 0; i < nl; i++) {
@@ -234,7 +235,7 @@ int cmd_activations(int argc, char **argv) {
         rc = cli_error(NULL, "out of memory");
         goto done;
     }
-    if ((rc = choose_layers(m, model_path, &a, chosen, &n))) goto done;
+    if ((rc = choose_layers(m, model_path, &a, &common, chosen, &n))) goto done;
     if ((rc = cli_load_input(m, image, a.preprocess, &common, x))) goto done;
     ws = cnnviz_workspace_new(m, 1, 0, &err);
     if (!ws) {

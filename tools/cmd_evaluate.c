@@ -165,9 +165,16 @@ int cmd_evaluate(int argc, char **argv) {
     double acc = (double)correct / n;
     if (o.predictions && write_lines(o.predictions, probs, n, k, 1)) goto done;
     if (o.probs && write_lines(o.probs, probs, n, k, 0)) goto done;
-    if (common.json)
-        printf("{\"n\": %d, \"accuracy\": %.6f, \"loss\": %.6f}\n", n, acc, loss);
-    else
+    cli_warnings warn = {0};
+    cli_warn_accuracy(&warn, m, &common, acc, k);
+    if (common.json) {
+        cJSON *w = cJSON_CreateObject();
+        cli_warnings_json(&warn, w);
+        char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(w, "warnings"));
+        printf("{\"n\": %d, \"accuracy\": %.6f, \"loss\": %.6f, \"warnings\": %s}\n", n, acc, loss, ws ? ws : "[]");
+        cJSON_free(ws);
+        cJSON_Delete(w);
+    } else
         printf("%d images: accuracy %.4f (%d correct), loss %.4f  [%.0f images/s]\n", n, acc, correct, loss,
                n / seconds);
     rc = CLI_OK;

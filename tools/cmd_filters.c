@@ -38,6 +38,7 @@ enum {
     OPT_CMAP,
     OPT_PIXEL,
     OPT_TITLE,
+    OPT_PRE_ACTIVATION,
 };
 
 static const cli_option options[] = {
@@ -63,6 +64,8 @@ static const cli_option options[] = {
     {"cmap", OPT_CMAP, "NAME", "colormap: gray (default), viridis, magma or RdBu"},
     {"pixel", OPT_PIXEL, "N", "figure pixels per input pixel (default: tiles of about 80 px)"},
     {"title", OPT_TITLE, "TEXT", "the figure's title"},
+    {"pre-activation", OPT_PRE_ACTIVATION, NULL,
+     "for a linear layer whose activation is a layer of its own: its linear output (default: the activated one)"},
     {0},
 };
 
@@ -101,7 +104,8 @@ static const cli_spec spec = {
 
 typedef struct {
     const char *layer, *maps, *init, *output, *dump, *title;
-    int neuron_set, snapshots;
+    int neuron_set, snapshots, pre_activation;
+    const char *activation_of; /* the linear layer asked for, when the activated output is shown */
     cnnviz_oip_options o;
     cnnviz_render_options ro;
 } filters_args;
@@ -164,6 +168,7 @@ static int on_option(int key, const char *arg, void *ctx) {
     case OPT_CMAP: return render_cli_cmap(spec.name, arg, &a->ro.cmap);
     case OPT_PIXEL: return render_cli_pixel(spec.name, arg, &a->ro.pixel);
     case OPT_TITLE: a->title = arg; return 0;
+    case OPT_PRE_ACTIVATION: a->pre_activation = 1; return 0;
     }
     return cli_usage_error(spec.name, "option is not known");
 }
@@ -272,10 +277,12 @@ static int write_snapshots(const char *path, const cnnviz_oip_result *r) {
     return rc;
 }
 
-static int print_json(const char *layer, int index, const cnnviz_oip_result *r) {
+static int print_json(const char *layer, int index, const char *activation_of, const cnnviz_oip_result *r,
+                      const cli_warnings *warn) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "layer", layer);
     cJSON_AddNumberToObject(root, "index", index);
+    if (activation_of) cJSON_AddStringToObject(root, "activation_of", activation_of);
     cJSON *arr = cJSON_AddArrayToObject(root, "maps");
     for (int i = 0; i < r->n; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -285,6 +292,7 @@ static int print_json(const char *layer, int index, const cnnviz_oip_result *r) 
         cJSON_AddBoolToObject(o, "dead", r->dead[i]);
         cJSON_AddItemToArray(arr, o);
     }
+    cli_warnings_json(warn, root);
     char *s = cJSON_PrintUnformatted(root);
     int rc = s ? (puts(s), 0) : cli_error(NULL, "out of memory");
     free(s);
@@ -335,12 +343,18 @@ static int write_figure(const filters_args *a, const cnnviz_layer_info *li, cons
     if (!rc) {
         cnnviz_render_options ro = a->ro;
         ro.prov = prov.prov;
-        if (a->o.neuron_y >= 0)
-            snprintf(title, sizeof title, "patterns that excite %s (%s) at neuron (%d, %d) \xc2\xb7 seed %s", li->name,
-                     li->class_name, a->o.neuron_y, a->o.neuron_x, seed_s);
+        char shows[300];
+        if (a->activation_of)
+            snprintf(shows, sizeof shows, "%s (%s of %s)", li->name, cnnviz_activation_name(li->activation),
+                     a->activation_of);
         else
-            snprintf(title, sizeof title, "patterns that excite %s (%s) \xc2\xb7 %d steps \xc2\xb7 seed %s", li->name,
-                     li->class_name, a->o.steps, seed_s);
+            snprintf(shows, sizeof shows, "%s (%s)", li->name, li->class_name);
+        if (a->o.neuron_y >= 0)
+            snprintf(title, sizeof title, "patterns that excite %s at neuron (%d, %d) \xc2\xb7 seed %s", shows,
+                     a->o.neuron_y, a->o.neuron_x, seed_s);
+        else
+            snprintf(title, sizeof title, "patterns that excite %s \xc2\xb7 %d steps \xc2\xb7 seed %s", shows,
+                     a->o.steps, seed_s);
         ro.title = a->title ? a->title : title;
         cnnviz_pattern_set ps = {li->name, r->n, r->h, r->w, r->c, shown, r->map, r->activation, r->dead};
         cnnviz_error err;
@@ -389,6 +403,16 @@ int cmd_filters(int argc, char **argv) {
         goto done;
     }
     cnnviz_model_layer_info(m, a.o.layer, &li);
+    int act = a.pre_activation ? -1 : cli_activated_output(m, a.o.layer);
+    if (act >= 0) {
+        /* maximise what the network passes on, not the linear sum under it */
+        a.activation_of = li.name; /* points into the model, which outlives a */
+        a.o.layer = act;
+        cnnviz_model_layer_info(m, act, &li);
+        if (!common.quiet && !common.json)
+            fprintf(stderr, "layer '%s' is linear: showing its activated output '%s' (%s); --pre-activation shows "
+                    "the linear one\n", a.activation_of, li.name, cnnviz_activation_name(li.activation));
+    }
     a.o.seed = common.seed;
     /* the layer, neuron and steps first, so a bad --maps is reported against a layer that has maps */
     if (cnnviz_oip_check(m, &a.o, NULL, 0, &count, &err) != CNNVIZ_OK) {
@@ -447,8 +471,12 @@ int cmd_filters(int argc, char **argv) {
         unlink(a.output);
         goto done;
     }
+    cli_warnings warn = {0};
+    int dead = 0;
+    for (int i = 0; i < r.n; i++) dead += r.dead[i] != 0;
+    cli_warn_dead_maps(&warn, m, &common, li.name, dead, r.n, "dead");
     if (common.json) {
-        rc = print_json(li.name, li.index, &r);
+        rc = print_json(li.name, li.index, a.activation_of, &r, &warn);
     } else if (!common.quiet) {
         print_table(&li, &a, &r, secs);
         printf("wrote %s", a.output);

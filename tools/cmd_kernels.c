@@ -89,6 +89,7 @@ int cmd_kernels(int argc, char **argv) {
             goto done;
         }
     }
+    cli_note_activated_output(m, idx, &common);
     cnnviz_layer_info li;
     cnnviz_model_layer_info(m, idx, &li);
     const cnnviz_param *kernel = find_param(&li, "kernel"), *bias = find_param(&li, "bias");

@@ -68,6 +68,8 @@ int cmd_predict(int argc, char **argv) {
         rc = cli_report(&err);
         goto done;
     }
+    cli_warnings warn = {0};
+    cli_warn_probabilities(&warn, m, &common, probs, nimg, nclass);
     if (common.json) {
         cJSON *root = cJSON_CreateArray();
         for (int i = 0; i < nimg; i++) {
@@ -77,6 +79,7 @@ int cmd_predict(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "class", infer_argmax(p, nclass));
             cJSON *arr = cJSON_AddArrayToObject(o, "probs");
             for (size_t k = 0; k < nclass; k++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(p[k]));
+            cli_warnings_json(&warn, o); /* the run's warnings, with each input */
             cJSON_AddItemToArray(root, o);
         }
         char *s = cJSON_PrintUnformatted(root);

@@ -131,8 +131,13 @@ float *cnnviz_model_grads(cnnviz_model *m);
 /* CNNVIZ_ERR_NUMERIC naming the layer and tensor when any weight is NaN/Inf */
 cnnviz_status cnnviz_model_check_finite(const cnnviz_model *m, const char *path, cnnviz_error *err);
 
-/* input scaling recorded in (or assumed for) the model */
+/* input scaling recorded in (or assumed for) the model: what it records
+ * (cnnviz_input_scale), else raw 0..255 for a model whose first layer
+ * rescales its input (cnnviz_model_rescales_input), else unit (x/255) */
 cnnviz_input_scale cnnviz_model_input_scale(const cnnviz_model *m);
+/* index of the Rescaling layer a model starts with (only layers that are
+ * identities at inference before it), or -1 */
+int cnnviz_model_rescales_input(const cnnviz_model *m);
 int cnnviz_model_has_input_scale(const cnnviz_model *m);
 void cnnviz_model_set_input_scale(cnnviz_model *m, cnnviz_input_scale s);
 const char *cnnviz_activation_name(cnnviz_activation a);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "render-impl.h"
@@ -20,7 +21,11 @@ int render_format_of(const char *path, cnnviz_error *err) {
     if (dot && strcasecmp(dot, ".png") == 0) return RENDER_PNG;
     if (dot && strcasecmp(dot, ".svg") == 0) return RENDER_SVG;
     if (dot && strcasecmp(dot, ".pdf") == 0) return RENDER_PDF;
-    if (dot && dot[1])
+    struct stat st;
+    if (!*base || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "is a directory (give a file name such as %s%sfigure.png)",
+                         path, *base ? "/" : "");
+    else if (dot && dot[1])
         cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "unknown output format '%s' (use .png, .svg or .pdf)", dot);
     else
         cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "no output format in the name (use .png, .svg or .pdf)");
