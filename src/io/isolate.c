@@ -158,10 +158,11 @@ static rlim_t inherited_address_space(void) {
 static int set_limits(const cnnviz_load_options *opt, rlim_t inherited, int wfd) {
     struct rlimit zero = {0, 0};
     struct rlimit files = {(rlim_t)wfd + 1, (rlim_t)wfd + 1};
-    if (setrlimit(RLIMIT_CORE, &zero) || setrlimit(RLIMIT_FSIZE, &zero)) return -1;
+    if (setrlimit(RLIMIT_CORE, &zero)) return -1;
     /* valgrind keeps descriptors of its own above the limit and refuses to
-     * lower it; the filter refuses new descriptors anyway */
-    if (!RUNNING_ON_VALGRIND && setrlimit(RLIMIT_NOFILE, &files)) return -1;
+     * lower it, and writes its report (--log-file) when the child exits;
+     * the filter refuses new descriptors anyway */
+    if (!RUNNING_ON_VALGRIND && (setrlimit(RLIMIT_FSIZE, &zero) || setrlimit(RLIMIT_NOFILE, &files))) return -1;
     if (opt->timeout_s > 0) {
         /* SIGXCPU at the wall-clock limit's second, SIGKILL a second later */
         rlim_t s = (rlim_t)ceil(opt->timeout_s) + 1;
