@@ -477,6 +477,10 @@ static cnnviz_status isolated_load(const char *path, const cnnviz_load_options *
     if (pipe2(fds, O_CLOEXEC))
         return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot start the model reader process: %s",
                                 strerror(errno));
+    /* room for a small model's whole reply (the bundled one's is 0.4 MB):
+     * the child then writes it and exits without waiting for us to be
+     * scheduled once per 64 KiB; a failure leaves the default size */
+    fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
