@@ -43,14 +43,6 @@
 
 #include "keras-impl.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CNNVIZ_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CNNVIZ_ASAN 1
-#endif
-#endif
-
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -78,9 +70,15 @@ static cnnviz_status read_file_capped(const char *path, size_t max_bytes, char *
     while (fd < 0 && errno == EINTR);
     if (fd < 0) return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (e) {
         close(fd);
-        return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot read: %s", strerror(EISDIR));
+        return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot read: %s", strerror(e));
+    }
+    if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max_bytes) {
+        close(fd);
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the file is %jd bytes, over the limit of %zu",
+                                (intmax_t)st.st_size, max_bytes);
     }
     /* a regular file's size is a hint; pipes and devices grow as read */
     size_t cap = S_ISREG(st.st_mode) && (uintmax_t)st.st_size < max_bytes ? (size_t)st.st_size + 1 : 1 << 16;
@@ -104,8 +102,7 @@ static cnnviz_status read_file_capped(const char *path, size_t max_bytes, char *
         if (got <= 0) break;
         n += (size_t)got;
         if (n > max_bytes)
-            s = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
-                                 "the file is larger than the %zu-byte limit for a model file", max_bytes);
+            s = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the file is over the limit of %zu bytes", max_bytes);
     }
     close(fd);
     if (s) {
@@ -169,16 +166,15 @@ static int set_limits(const cnnviz_load_options *opt, rlim_t inherited, int wfd)
         struct rlimit cpu = {s, s + 1};
         if (setrlimit(RLIMIT_CPU, &cpu)) return -1;
     }
-#ifdef CNNVIZ_ASAN
-    (void)inherited;
-#else
-    /* ASan reserves terabytes of shadow address space up front */
+    /* on top of what the child inherits: the caller's heap and threads'
+     * stacks, and under ASan its terabytes of shadow reserved at start, so
+     * the limit holds there too (a limit of max_memory_bytes alone would
+     * leave an ASan child no memory at all) */
     if (opt->max_memory_bytes) {
         rlim_t as = inherited + (rlim_t)opt->max_memory_bytes;
         struct rlimit lim = {as, as};
         if (setrlimit(RLIMIT_AS, &lim)) return -1;
     }
-#endif
     return 0;
 }
 
@@ -198,7 +194,7 @@ static int install_filter(int wfd) {
         SCMP_SYS(mremap),        SCMP_SYS(madvise),         SCMP_SYS(futex),        SCMP_SYS(exit),
         SCMP_SYS(exit_group),    SCMP_SYS(rt_sigreturn),    SCMP_SYS(rt_sigprocmask), SCMP_SYS(clock_gettime),
         SCMP_SYS(clock_getres),  SCMP_SYS(gettimeofday),    SCMP_SYS(getpid),       SCMP_SYS(gettid),
-        SCMP_SYS(getrandom),     SCMP_SYS(sched_yield),
+        SCMP_SYS(getrandom),     SCMP_SYS(sched_yield),     SCMP_SYS(sigaltstack), /* ASan asks on each write */
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !rc; i++)
