@@ -7,6 +7,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -150,6 +151,46 @@ START_TEST(test_child_errors_come_back) {
 }
 END_TEST
 
+/* The size cap is checked before the file is read, the same both ways. */
+START_TEST(test_file_size_cap) {
+    const char *path = CNNVIZ_SOURCE_DIR "/samples/model.h5";
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    char want[128];
+    snprintf(want, sizeof want, "the file is %jd bytes, over the limit of 1000", (intmax_t)st.st_size);
+    for (int in_process = 0; in_process <= 1; in_process++) {
+        cnnviz_load_options opt;
+        cnnviz_load_options_init(&opt);
+        opt.in_process = in_process;
+        opt.max_file_bytes = 1000;
+        cnnviz_model *m = NULL;
+        cnnviz_error err;
+        cnnviz_error_clear(&err);
+        ck_assert_int_eq(cnnviz_model_load_opts(path, &opt, &m, &err), CNNVIZ_ERR_FORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_str_eq(err.msg, want);
+    }
+    no_children();
+}
+END_TEST
+
+/* A child out of address space fails with one error line, whatever libhdf5
+ * makes of malloc returning NULL (or, under ASan, its allocator of a failed
+ * mmap). */
+START_TEST(test_memory_limit) {
+    cnnviz_load_options opt;
+    cnnviz_load_options_init(&opt);
+    opt.max_memory_bytes = 256 << 10; /* a quarter of the bundled model's file image */
+    cnnviz_model *m = NULL;
+    cnnviz_error err;
+    cnnviz_error_clear(&err);
+    ck_assert_int_ne(cnnviz_model_load_opts(CNNVIZ_SOURCE_DIR "/samples/model.h5", &opt, &m, &err), CNNVIZ_OK);
+    ck_assert_ptr_null(m);
+    ck_assert(err.msg[0] && !strchr(err.msg, '\n'));
+    no_children();
+}
+END_TEST
+
 /* A FIFO that nobody writes: the child blocks in open() for good. */
 static const char *make_fifo(void) {
     const char *fifo = in_scratch("never.h5");
@@ -253,6 +294,8 @@ static Suite *local_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bundled_same_bits);
     tcase_add_test(tc, test_child_errors_come_back);
+    tcase_add_test(tc, test_file_size_cap);
+    tcase_add_test(tc, test_memory_limit);
     tcase_add_test(tc, test_timeout_kills_the_child);
     tcase_add_test(tc, test_signal_in_child_is_one_error);
     suite_add_tcase(s, tc);
