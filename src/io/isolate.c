@@ -199,13 +199,14 @@ static int install_filter(int wfd) {
     int rc = 0;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !rc; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
-    /* write only to the pipe (every other descriptor is closed anyway) */
-    if (!rc) rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)wfd));
-    /* memory, but none executable */
-    if (!rc)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-    if (!rc)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    /* write only to the pipe (every other descriptor is closed anyway);
+     * memory, but none executable. (All four fields spelled out: clang
+     * warns about the ones libseccomp's SCMP_A0() macro leaves out.) */
+    struct scmp_arg_cmp to_pipe = {0, SCMP_CMP_EQ, (scmp_datum_t)wfd, 0};
+    struct scmp_arg_cmp not_exec = {2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0};
+    if (!rc) rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, to_pipe);
+    if (!rc) rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, not_exec);
+    if (!rc) rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, not_exec);
     if (!rc) rc = seccomp_load(ctx);
     seccomp_release(ctx);
     return rc;
