@@ -688,7 +688,7 @@ static cnnviz_status read_file_capped(const char *path, size_t max, unsigned cha
     *len = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot open: %s", strerror(errno));
-    struct stat sb;
+    struct stat sb = {0};
     cnnviz_status st = CNNVIZ_OK;
     /* regular files are sized up front; a pipe or a device is read up to the cap */
     size_t cap = fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 1 << 16;

@@ -235,6 +235,12 @@ cnnviz_status cnnviz_model_from_spec_max(const char *spec, const cnnviz_shape *i
                      info.params > max_params ? info.params : total, max_params);
             goto fail;
         }
+        /* as the Keras reader: no activation larger than the weight budget */
+        if (cnnviz_shape_size(&shape) > max_params) {
+            snprintf(msg, sizeof msg, "'%.*s' outputs %zu values a sample, over the limit of %zu", len, item,
+                     cnnviz_shape_size(&shape), max_params);
+            goto fail;
+        }
         if (is_last) break;
         item = end + 1;
     }

@@ -129,6 +129,8 @@ expect_error 1 "^cnnviz: arch 'C37777-F-D96': .*dense with 96 units on 25537252 
   "$CNNVIZ" train --arch C37777-F-D96 -o "$TMP/x.h5"
 expect_error 1 "^cnnviz: arch 'C3000-F-D96': 'D96' makes the model 194688096 weights, over the limit of 33554432" \
   "$CNNVIZ" train --arch C3000-F-D96 -o "$TMP/x.h5"
+expect_error 1 "^cnnviz: arch 'C999999-P2-P2-P2-P2-F-D10': 'C999999' outputs 675999324 values a sample, over the limit of 33554432" \
+  "$CNNVIZ" train --arch C999999-P2-P2-P2-P2-F-D10 -o "$TMP/x.h5"
 expect_error 1 "^cnnviz: arch 'C8-F-D10': 'D10' makes the model 54170 weights, over the limit of 54169" \
   "$CNNVIZ" train --arch C8-F-D10 --max-params 54169 -o "$TMP/x.h5"
 expect_error 2 "max-params: '0' is not a whole number" "$CNNVIZ" train --max-params 0 -o "$TMP/x.h5"
