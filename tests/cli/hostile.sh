@@ -83,6 +83,22 @@ else
   echo "note: the made files skipped ($PY with h5py and numpy is needed: apt-get install python3-h5py)"
 fi
 
+# --- nothing outside the file is touched ---------------------------------------------
+# the targets of the links, external storage and virtual datasets above are
+# never opened nor even looked up (strace, where it is installed)
+if command -v strace >/dev/null; then
+  for f in "$H"/a3_ext_densekernel_etc_passwd.h5 "$H"/b2_extlink_weight.h5 "$H"/c3_vds_etc_passwd.h5 \
+           "$TMP"/made/extlink_group.h5 "$TMP"/made/ext_storage_relative.h5 "$TMP"/made/vds_missing_source.h5; do
+    [ -e "$f" ] || continue
+    (cd "${f%/*}" && strace -f -o "$TMP/trace" -e trace=open,openat,stat,lstat,newfstatat,statx,access \
+       "$CNNVIZ" summary "$f" >/dev/null 2>&1)
+    touched=$(grep -E '/etc/passwd"|[/"](donor\.h5|stolen\.bin|missing_source\.h5)"' "$TMP/trace")
+    if [ -z "$touched" ]; then pass; else fail "${f##*/}: cnnviz touched another file: $touched"; fi
+  done
+else
+  echo "note: strace is not installed: the files cnnviz touches are not checked"
+fi
+
 # --- no plugin is loaded -----------------------------------------------------------
 # A library whose constructor leaves a marker, in the folder HDF5_PLUGIN_PATH
 # names. As a control, h5py (the same libhdf5, plugins on) reading the made
