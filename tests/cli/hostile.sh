@@ -75,7 +75,7 @@ if [ "$have_h5py" = 1 ]; then
       refused "$TMP/made/$name" "$pattern"
       n=$((n + 1))
     done <"$TMP/made/EXPECTED.tsv"
-    check "make_hostile.py made its 16 files ($n)" test "$n" = 16
+    check "make_hostile.py made its 17 files ($n)" test "$n" = 17
   else
     fail "make_hostile.py failed: $(cat "$TMP/err")"
   fi

@@ -145,6 +145,13 @@ def deep_json():
     expect("deep_json.h5", "nests deeper than the limit of 64 levels")
 
 
+def huge_config_attribute():
+    # a variable-length string lives in the global heap: no 64 KiB limit
+    p = copy("config_5mb.h5")
+    set_config(p, None, json.dumps(config_of(p)) + " " * (5 << 20))
+    expect("config_5mb.h5", "the model_config attribute is over the limit of 4194304 bytes")
+
+
 def conv_overflow():
     p = copy("conv_k46341.h5")
     cfg = config_of(p)
@@ -249,7 +256,8 @@ def main():
     warnings.filterwarnings("ignore", "Duplicate name")  # dup_config.keras is meant to have one
     os.makedirs(OUT, exist_ok=True)
     for make in (soft_link, external_link_to_group, external_storage_relative, vds_missing_source,
-                 declared_284m_params, deflate_bomb_chunk, lzf_like_unknown_filter, deep_json, conv_overflow, zips):
+                 declared_284m_params, deflate_bomb_chunk, lzf_like_unknown_filter, deep_json, huge_config_attribute,
+                 conv_overflow, zips):
         make()
     with open(os.path.join(OUT, "EXPECTED.tsv"), "w") as f:
         for name, pattern in EXPECT:
