@@ -217,6 +217,10 @@ cnnviz_status cnnviz_model_save(const cnnviz_model *m, const char *path, cnnviz_
  * path_for_errors names the source in err (may be NULL). */
 cnnviz_status cnnviz_model_from_keras_json(const char *json_text, const char *path_for_errors,
                                            cnnviz_model **out, cnnviz_error *err);
+/* The same under opt's budget (NULL: the defaults, as above). */
+cnnviz_status cnnviz_model_from_keras_json_opts(const char *json_text, const char *path_for_errors,
+                                                const cnnviz_load_options *opt, cnnviz_model **out,
+                                                cnnviz_error *err);
 
 
 /* --- metadata ----------------------------------------------------------- */

@@ -681,11 +681,17 @@ cnnviz_status cnnviz_keras_build_json(const char *json, size_t len, const char *
 
 cnnviz_status cnnviz_model_from_keras_json(const char *json_text, const char *path_for_errors, cnnviz_model **out,
                                            cnnviz_error *err) {
+    return cnnviz_model_from_keras_json_opts(json_text, path_for_errors, NULL, out, err);
+}
+
+cnnviz_status cnnviz_model_from_keras_json_opts(const char *json_text, const char *path_for_errors,
+                                                const cnnviz_load_options *opt, cnnviz_model **out,
+                                                cnnviz_error *err) {
     const char *path = path_for_errors ? path_for_errors : "";
     *out = NULL;
-    cJSON *root = parse_checked(json_text, strlen(json_text), "the model config", path, NULL, err);
+    cJSON *root = parse_checked(json_text, strlen(json_text), "the model config", path, opt, err);
     if (!root) return err ? err->code : CNNVIZ_ERR_FORMAT;
-    cnnviz_status st = cnnviz_keras_build(root, path, NULL, out, err);
+    cnnviz_status st = cnnviz_keras_build(root, path, opt, out, err);
     const char *version = get_str(root, "keras_version");
     if (!st && version && (st = cnnviz_model_set_meta(*out, "keras_version", version, err))) {
         cnnviz_model_free(*out);

@@ -538,6 +538,7 @@ static cnnviz_status no_config_error(hid_t f, const char *path, cnnviz_error *er
 typedef struct {
     strlist names;
     size_t *budget;
+    int over; /* the names alone went over the budget */
 } attr_names;
 
 static herr_t collect_cnnviz_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
@@ -545,7 +546,8 @@ static herr_t collect_cnnviz_attr(hid_t loc, const char *name, const H5A_info_t 
     attr_names *an = data;
     size_t len = strlen(name);
     if (strncmp(name, "cnnviz_", 7) != 0) return 0;
-    if (len > *an->budget || strlist_push(&an->names, name, len)) return -1;
+    if (len > *an->budget) an->over = 1;
+    if (an->over || strlist_push(&an->names, name, len)) return -1;
     *an->budget -= len;
     return 0;
 }
@@ -557,8 +559,8 @@ static cnnviz_status load_meta(hid_t f, cnnviz_model *m, h5_ctx *c, cnnviz_error
     char *v = read_str_scalar(f, "keras_version", &c->attr_budget, &over);
     if (v) st = cnnviz_model_set_meta(m, "keras_version", v, err);
     free(v);
-    attr_names an = {{0, NULL}, &c->attr_budget};
-    if (!st && H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_cnnviz_attr, &an) < 0 && !*an.budget)
+    attr_names an = {{0, NULL}, &c->attr_budget, 0};
+    if (!st && H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_cnnviz_attr, &an) < 0 && an.over)
         st = attr_over(c, "the root attributes", err);
     for (int i = 0; i < an.names.n && !st; i++) {
         v = read_str_scalar(f, an.names.s[i], &c->attr_budget, &over);
@@ -688,7 +690,7 @@ static cnnviz_status read_file_capped(const char *path, size_t max, unsigned cha
     *len = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return cnnviz_error_set(err, CNNVIZ_ERR_IO, path, "cannot open: %s", strerror(errno));
-    struct stat sb;
+    struct stat sb = {0};
     cnnviz_status st = CNNVIZ_OK;
     /* regular files are sized up front; a pipe or a device is read up to the cap */
     size_t cap = fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 1 << 16;
