@@ -148,6 +148,7 @@ struct cnnviz_model {
     float *grads;  /* same layout as params, or NULL */
     size_t num_params;
     int finalized;
+    struct cnnviz_name_index *names; /* model.c: the layer names, for default_name */
     int has_scale;
     cnnviz_input_scale scale;
     int nmeta;

@@ -18,6 +18,7 @@
 
 #include "cnnviz/io.h"
 #include "cnnviz/model.h"
+#include "io/keras-impl.h"
 #include "testutil.h"
 
 static char keras_dir[4096]; /* shared/data/keras, empty when absent */
@@ -741,6 +742,83 @@ START_TEST(test_independent_reader) {
 }
 END_TEST
 
+/* --- the in-memory loader and its budget ------------------------------------ */
+
+static unsigned char *read_whole(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    unsigned char *b = malloc(*len);
+    ck_assert_uint_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+static void expect_memory_error(const void *buf, size_t len, const cnnviz_load_options *opt, const char *msg) {
+    cnnviz_model *m = (cnnviz_model *)1;
+    cnnviz_error err;
+    cnnviz_error_clear(&err);
+    ck_assert_int_eq(cnnviz_model_load_memory(buf, len, "mem", opt, &m, &err), CNNVIZ_ERR_FORMAT);
+    ck_assert_ptr_null(m);
+    ck_assert_str_eq(err.file, "mem");
+    ck_assert_msg(strstr(err.msg, msg), "'%s' does not contain '%s'", err.msg, msg);
+}
+
+/* Every real model loads from memory with the same weights as from its
+ * file; the config text handed back rebuilds the same model (what the
+ * isolated loader's parent does); and each limit of the budget, set just
+ * under what the model needs, refuses it. */
+START_TEST(test_memory_loader_and_budget) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", keras_dir, models[_i]);
+    size_t len;
+    unsigned char *buf = read_whole(path, &len);
+    cnnviz_model *ref = NULL, *m = NULL, *rebuilt = NULL;
+    char *config = NULL;
+    cnnviz_error err;
+    cnnviz_error_clear(&err);
+    ck_assert_int_eq(cnnviz_model_load_in_process(path, &ref, &err), CNNVIZ_OK);
+    ck_assert_int_eq(cnnviz_keras_load_memory(buf, len, path, NULL, &m, &config, &err), CNNVIZ_OK);
+    ck_assert_ptr_nonnull(config);
+    size_t n = cnnviz_model_num_params(m);
+    ck_assert_uint_eq(n, cnnviz_model_num_params(ref));
+    ck_assert_int_eq(memcmp(cnnviz_model_params(m), cnnviz_model_params(ref), n * sizeof(float)), 0);
+    ck_assert_int_eq(cnnviz_keras_build_json(config, strlen(config), path, NULL, &rebuilt, &err), CNNVIZ_OK);
+    ck_assert_uint_eq(cnnviz_model_num_params(rebuilt), n);
+    ck_assert_int_eq(cnnviz_model_num_layers(rebuilt), cnnviz_model_num_layers(m));
+
+    cnnviz_load_options opt;
+    cnnviz_load_options_init(&opt);
+    opt.max_params = n - 1;
+    expect_memory_error(buf, len, &opt, "over the limit of");
+    cnnviz_load_options_init(&opt);
+    opt.max_layers = cnnviz_model_num_layers(m) - 1;
+    expect_memory_error(buf, len, &opt, "over the limit of");
+    cnnviz_load_options_init(&opt);
+    opt.max_file_bytes = len - 1;
+    expect_memory_error(buf, len, &opt, "over the limit of");
+    cnnviz_load_options_init(&opt);
+    opt.max_config_bytes = strlen(config) - 1;
+    expect_memory_error(buf, len, &opt, "over the limit of");
+    cnnviz_load_options_init(&opt);
+    opt.max_json_depth = 3;
+    expect_memory_error(buf, len, &opt, "nests deeper than the limit of 3 levels");
+    /* the defaults hold the model with room to spare */
+    cnnviz_load_options_init(&opt);
+    ck_assert_uint_ge(opt.max_params, 30 * n);
+    ck_assert_uint_ge(opt.max_file_bytes, 30 * len);
+    ck_assert_uint_ge(opt.max_config_bytes, 30 * strlen(config));
+    ck_assert_int_ge(opt.max_layers, 20 * cnnviz_model_num_layers(m));
+    free(config);
+    free(buf);
+    cnnviz_model_free(rebuilt);
+    cnnviz_model_free(m);
+    cnnviz_model_free(ref);
+}
+END_TEST
+
 static Suite *local_suite(void) {
     Suite *s = suite_create("keras");
     TCase *tc = tcase_create("build-save-load");
@@ -763,6 +841,7 @@ static Suite *data_suite(void) {
     tcase_add_loop_test(tc, test_real_model_layers, 0, NMODELS);
     tcase_add_loop_test(tc, test_real_model_probs, 0, NMODELS);
     tcase_add_test(tc, test_real_model_quirks);
+    tcase_add_loop_test(tc, test_memory_loader_and_budget, 0, NMODELS);
     tcase_add_loop_test(tc, test_bad_files, 0, (int)(sizeof bad_files / sizeof bad_files[0]));
     suite_add_tcase(s, tc);
     return s;

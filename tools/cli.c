@@ -83,10 +83,11 @@ static const cli_option common_options[] = {
     {"seed", OPT_SEED, "S", "seed of the random generator"},
     {"input-scale", OPT_INPUT_SCALE, "S", "unit (x/255), raw (0..255), center (x/255-0.5) or meanstd:M:S, for models that do not record it"},
     {"transpose", OPT_TRANSPOSE, NULL, "feed images transposed (for models trained on transposed images)"},
+    {"max-params", OPT_MAX_PARAMS, "N", "allow models of up to N weights (default 33554432, 32 Mi)"},
     {0},
 };
 static const int common_bits[] = {CLI_COMMON_THREADS, CLI_COMMON_JSON,  CLI_COMMON_QUIET, CLI_COMMON_DEVICE,
-                                  CLI_COMMON_SEED,    CLI_COMMON_SCALE, CLI_COMMON_SCALE};
+                                  CLI_COMMON_SEED,    CLI_COMMON_SCALE, CLI_COMMON_SCALE, CLI_COMMON_MAX_PARAMS};
 
 static int parse_scale(const char *s, cnnviz_input_scale *out) {
     memset(out, 0, sizeof *out);
@@ -336,6 +337,10 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common,
             continue;
         }
         case OPT_TRANSPOSE: common->transpose = 1; continue;
+        case OPT_MAX_PARAMS:
+            if (cli_parse_int(spec->name, "max-params", arg, 1, 1L << 40, &v)) return CLI_USAGE;
+            common->max_params = (size_t)v;
+            continue;
         default:
             if (on_option) {
                 int rc = on_option(c, arg, ctx);
@@ -400,7 +405,15 @@ cnnviz_model *cli_load_model(const char *path, const cli_common *common) {
     cnnviz_model *m = NULL;
     cnnviz_error err;
     cnnviz_error_clear(&err);
-    if (cnnviz_model_load(path, &m, &err) != CNNVIZ_OK) {
+    /* CNNVIZ_LOAD_IN_PROCESS=1 parses the model in this process (for the
+     * bench that measures what the child process costs); the library
+     * itself never reads the environment */
+    cnnviz_load_options opt;
+    cnnviz_load_options_init(&opt);
+    const char *in_process = getenv("CNNVIZ_LOAD_IN_PROCESS");
+    opt.in_process = in_process && strcmp(in_process, "1") == 0;
+    if (common->max_params) opt.max_params = common->max_params; /* --max-params */
+    if (cnnviz_model_load_opts(path, &opt, &m, &err) != CNNVIZ_OK) {
         if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
         cli_report(&err);
         return NULL;

@@ -27,6 +27,7 @@ typedef struct {
     int seed_set;
     const char *input_scale; /* --input-scale, NULL = the model's own */
     int transpose;           /* --transpose: feed images transposed (models trained on transposed data) */
+    size_t max_params;       /* --max-params: most weights a model may have (0: the library's default) */
 } cli_common;
 
 enum {
@@ -37,6 +38,7 @@ enum {
     OPT_SEED,
     OPT_INPUT_SCALE,
     OPT_TRANSPOSE,
+    OPT_MAX_PARAMS,
     OPT_HELP,
     OPT_FIRST_COMMAND_OPTION = 1100 /* commands number their own long-only options from here */
 };
@@ -60,6 +62,7 @@ enum {
     CLI_COMMON_SEED = 16,
     CLI_COMMON_SCALE = 32, /* --input-scale and --transpose */
     CLI_COMMON_ALL = 63,
+    CLI_COMMON_MAX_PARAMS = 64, /* --max-params (commands that build a model) */
 };
 
 /* What --help prints: text for a person, or, for the build's generators of man

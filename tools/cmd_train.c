@@ -84,7 +84,7 @@ static const cli_spec spec = {
                "the optimizer, the seed and the architecture.",
     .details = details,
     .options = options,
-    .common = CLI_COMMON_THREADS | CLI_COMMON_JSON | CLI_COMMON_QUIET | CLI_COMMON_SEED,
+    .common = CLI_COMMON_THREADS | CLI_COMMON_JSON | CLI_COMMON_QUIET | CLI_COMMON_SEED | CLI_COMMON_MAX_PARAMS,
 };
 
 typedef struct {
@@ -199,14 +199,17 @@ static int check_writable(const char *path) {
 }
 
 
-static cnnviz_model *build_model(const train_opts *o) {
+static cnnviz_model *build_model(const train_opts *o, size_t max_params) {
     cnnviz_model *m = NULL;
     cnnviz_error err;
     cnnviz_error_clear(&err);
     if (o->config) {
         char *text = cli_read_text(o->config, CLI_MAX_TEXT_BYTES);
         if (!text) return NULL;
-        cnnviz_status st = cnnviz_model_from_keras_json(text, o->config, &m, &err);
+        cnnviz_load_options opt;
+        cnnviz_load_options_init(&opt);
+        if (max_params) opt.max_params = max_params;
+        cnnviz_status st = cnnviz_model_from_keras_json_opts(text, o->config, &opt, &m, &err);
         free(text);
         if (st) {
             cli_report(&err);
@@ -214,7 +217,7 @@ static cnnviz_model *build_model(const train_opts *o) {
         }
     } else {
         cnnviz_shape in = cnnviz_shape3(28, 28, 1);
-        if (cnnviz_model_from_spec(o->arch ? o->arch : CNNVIZ_SEED_ARCH, &in, &m, &err)) {
+        if (cnnviz_model_from_spec_max(o->arch ? o->arch : CNNVIZ_SEED_ARCH, &in, max_params, &m, &err)) {
             cli_report(&err);
             return NULL;
         }
@@ -391,7 +394,7 @@ int cmd_train(int argc, char **argv) {
     cfg.keep_subnormals = o.keep_subnormals;
 
     if (check_writable(o.output)) return CLI_RUNTIME;
-    cnnviz_model *m = build_model(&o);
+    cnnviz_model *m = build_model(&o, common.max_params);
     if (!m) return CLI_RUNTIME;
     if ((o.l1_set || o.l2_set) && cnnviz_regularize_dense_kernels(m, (float)o.l1, (float)o.l2) == 0) {
         cnnviz_model_free(m);

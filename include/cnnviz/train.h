@@ -27,6 +27,10 @@ extern "C" {
  * position: "arch 'C32k3-Q2': unknown layer 'Q2' at position 2". */
 cnnviz_status cnnviz_model_from_spec(const char *spec, const cnnviz_shape *input, cnnviz_model **out,
                                      cnnviz_error *err);
+/* The same with at most max_params weights (0: the default of
+ * cnnviz_load_options_init), checked layer by layer before any is allocated. */
+cnnviz_status cnnviz_model_from_spec_max(const char *spec, const cnnviz_shape *input, size_t max_params,
+                                         cnnviz_model **out, cnnviz_error *err);
 /* The grammar as help text (several lines, no trailing newline). */
 const char *cnnviz_spec_help(void);
 

@@ -6,6 +6,7 @@
  * InputLayer carrying batch_input_shape) and Keras 3 (batch_shape, DTypePolicy
  * dicts, "module"/"registered_name"/"build_config" keys). Unknown keys are
  * ignored; known keys with values we cannot honour are errors that say why. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -173,6 +174,11 @@ static int shape_from_json(const cJSON *v, const char *path, cnnviz_shape *out, 
     out->rank = n - 1;
     for (int i = 1; i < n; i++) {
         const cJSON *d = cJSON_GetArrayItem(v, i);
+        if (cJSON_IsNumber(d) && d->valueint > CNNVIZ_MAX_DIM) {
+            cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, path, "input dimension %d is over the limit of %d",
+                             d->valueint, CNNVIZ_MAX_DIM);
+            return -1;
+        }
         if (!cJSON_IsNumber(d) || d->valueint <= 0) {
             char *s = cJSON_PrintUnformatted(v);
             cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, path, "input shape %s has unknown dimensions",
@@ -182,6 +188,14 @@ static int shape_from_json(const cJSON *v, const char *path, cnnviz_shape *out, 
         }
         out->dim[i - 1] = d->valueint;
     }
+    size_t size = 1;
+    for (int i = 0; i < out->rank; i++)
+        if (__builtin_mul_overflow(size, (size_t)out->dim[i], &size) || size > INT_MAX) {
+            char *s = cJSON_PrintUnformatted(v);
+            cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, path, "input shape %s is too large", s ? s : "?");
+            free(s);
+            return -1;
+        }
     return 1;
 }
 
@@ -285,16 +299,17 @@ static cnnviz_status reshape_spec(const ctx *c, const cJSON *cfg, const cnnviz_s
     s->target.rank = n;
     for (int i = 0; i < n; i++) {
         const cJSON *d = cJSON_GetArrayItem(t, i);
-        if (!cJSON_IsNumber(d) || d->valueint == 0 || d->valueint < -1 || (d->valueint == -1 && unknown >= 0))
+        if (!cJSON_IsNumber(d) || d->valueint == 0 || d->valueint < -1 || d->valueint > CNNVIZ_MAX_DIM ||
+            (d->valueint == -1 && unknown >= 0))
             return bad_key(c, "target_shape");
         s->target.dim[i] = d->valueint;
         if (d->valueint == -1)
             unknown = i;
-        else
-            known *= (size_t)d->valueint;
+        else if (__builtin_mul_overflow(known, (size_t)d->valueint, &known))
+            return bad_key(c, "target_shape");
     }
     if (unknown >= 0) {
-        if (total % known) return bad_key(c, "target_shape");
+        if (total % known || total / known > CNNVIZ_MAX_DIM) return bad_key(c, "target_shape");
         s->target.dim[unknown] = (int)(total / known);
     }
     return CNNVIZ_OK;
@@ -487,8 +502,122 @@ static cnnviz_status check_chain(const cJSON *mcfg, const cJSON *layers, const c
     return CNNVIZ_OK;
 }
 
-cnnviz_status cnnviz_keras_build(const cJSON *root, const char *path, cnnviz_model **out, cnnviz_error *err) {
+/* --- the budget ------------------------------------------------------------- */
+
+void cnnviz_load_options_init(cnnviz_load_options *o) {
+    /* The largest real model in the shared corpus has 980,063 weights in a
+     * 4.1 MB file, 20 layers and a 13.8 KB config nested 7 deep; these hold
+     * 30 times that and stop a hostile file long before memory runs out. */
+    o->max_params = (size_t)32 << 20;
+    o->max_file_bytes = (size_t)256 << 20;
+    o->max_config_bytes = (size_t)4 << 20;
+    o->max_layers = 512;
+    o->max_json_depth = 64;
+    o->in_process = 0;
+    o->timeout_s = 10.0;
+    o->max_memory_bytes = (size_t)1 << 30;
+}
+
+cnnviz_status cnnviz_keras_check_json(const char *json, size_t len, const char *what, const char *path,
+                                      const cnnviz_load_options *opt, cnnviz_error *err) {
+    cnnviz_load_options def;
+    if (!opt) cnnviz_load_options_init(&def), opt = &def;
+    if (len > opt->max_config_bytes)
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "%s is %zu bytes, over the limit of %zu", what, len,
+                                opt->max_config_bytes);
+    /* cJSON recurses once per level: count the levels first, outside strings */
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = json[i];
+        if (in_string) {
+            if (ch == '\\') i++;
+            else if (ch == '"') in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > opt->max_json_depth)
+                return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "%s nests deeper than the limit of %d levels",
+                                        what, opt->max_json_depth);
+        } else if (ch == ']' || ch == '}') {
+            depth--;
+        }
+    }
+    return CNNVIZ_OK;
+}
+
+/* Every size a layer spec declares, before the layer is made: no dimension
+ * over CNNVIZ_MAX_DIM (the engine's int arithmetic on them stays far from
+ * overflow). */
+static cnnviz_status check_spec_dims(const cnnviz_layer_spec *s, const char *path, cnnviz_error *err) {
+    const struct {
+        const char *key;
+        int v;
+    } dims[] = {{"filters", s->filters},    {"units", s->units},        {"kernel_size", s->kernel[0]},
+                {"kernel_size", s->kernel[1]}, {"strides", s->strides[0]}, {"strides", s->strides[1]},
+                {"pool_size", s->pool[0]},  {"pool_size", s->pool[1]}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v > CNNVIZ_MAX_DIM)
+            return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
+                                    "layer '%s' (%s): '%s' %d is over the limit of %d", s->name ? s->name : "?",
+                                    s->class_name ? s->class_name : "?", dims[i].key, dims[i].v, CNNVIZ_MAX_DIM);
+    return CNNVIZ_OK;
+}
+
+/* The layer just added: its weights and its output within the budget. */
+static cnnviz_status check_layer_budget(const cnnviz_model *m, size_t *total, const cnnviz_load_options *opt,
+                                        const char *path, cnnviz_error *err) {
+    cnnviz_layer_info info;
+    cnnviz_model_layer_info(m, cnnviz_model_num_layers(m) - 1, &info);
+    size_t out = cnnviz_shape_size(&info.output_shape);
+    if (info.params > opt->max_params || *total + info.params > opt->max_params)
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
+                                "layer '%s' (%s) has %zu weights, which would make %zu in the model, over the limit "
+                                "of %zu",
+                                info.name, info.class_name, info.params, *total + info.params, opt->max_params);
+    /* an activation larger than the whole weight budget is not MNIST-scale */
+    if (out > opt->max_params)
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
+                                "layer '%s' (%s) outputs %zu values a sample, over the limit of %zu", info.name,
+                                info.class_name, out, opt->max_params);
+    *total += info.params;
+    return CNNVIZ_OK;
+}
+
+static cnnviz_status add_layers(cnnviz_model *m, const cJSON *layers, const char *path, const cnnviz_load_options *opt,
+                                cnnviz_error *err) {
+    const cJSON *layer;
+    int index = 0;
+    size_t total = 0;
+    cnnviz_status st = CNNVIZ_OK;
+    cJSON_ArrayForEach(layer, layers) {
+        const char *lcls = get_str(layer, "class_name");
+        if (lcls && strcmp(lcls, "InputLayer") == 0) {
+            /* the InputLayer is not one of model.layers; only the first one may appear */
+            if (index == 0) {
+                index++;
+                continue;
+            }
+            return cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, path, "an InputLayer inside the model is not supported");
+        }
+        index++;
+        cnnviz_layer_spec spec;
+        cnnviz_shape cur = cnnviz_model_output_shape(m);
+        if ((st = layer_spec(layer, &cur, path, &spec, err)) || (st = check_spec_dims(&spec, path, err))) return st;
+        if ((st = cnnviz_model_add(m, &spec, err))) {
+            /* constructors leave the file empty: it is this file's problem */
+            if (err) snprintf(err->file, sizeof err->file, "%s", path);
+            return st;
+        }
+        if ((st = check_layer_budget(m, &total, opt, path, err))) return st;
+    }
+    return CNNVIZ_OK;
+}
+
+cnnviz_status cnnviz_keras_build(const cJSON *root, const char *path, const cnnviz_load_options *opt,
+                                 cnnviz_model **out, cnnviz_error *err) {
     *out = NULL;
+    cnnviz_load_options def;
+    if (!opt) cnnviz_load_options_init(&def), opt = &def;
     const char *cls = get_str(root, "class_name");
     const cJSON *mcfg = get(root, "config");
     if (!cls || !mcfg)
@@ -502,6 +631,11 @@ cnnviz_status cnnviz_keras_build(const cJSON *root, const char *path, cnnviz_mod
     const cJSON *layers = cJSON_IsArray(mcfg) ? mcfg : get(mcfg, "layers");
     if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) == 0)
         return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the model config has no layers");
+    /* counted before anything is built (the InputLayer is one more) */
+    int nlayers = cJSON_GetArraySize(layers);
+    if (nlayers > opt->max_layers + 1)
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the model config has %d layers, over the limit of %d",
+                                nlayers, opt->max_layers);
     cnnviz_status st;
     if (functional && (st = check_chain(mcfg, layers, path, err))) return st;
     cnnviz_shape in;
@@ -509,29 +643,10 @@ cnnviz_status cnnviz_keras_build(const cJSON *root, const char *path, cnnviz_mod
 
     cnnviz_model *m = cnnviz_model_new(&in);
     if (!m) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, path, "out of memory");
-    const cJSON *layer;
-    int index = 0;
-    cJSON_ArrayForEach(layer, layers) {
-        const char *lcls = get_str(layer, "class_name");
-        if (lcls && strcmp(lcls, "InputLayer") == 0) {
-            /* the InputLayer is not one of model.layers; only the first one may appear */
-            if (index == 0) {
-                index++;
-                continue;
-            }
-            st = cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, path, "an InputLayer inside the model is not supported");
-            break;
-        }
-        index++;
-        cnnviz_layer_spec spec;
-        cnnviz_shape cur = cnnviz_model_output_shape(m);
-        if ((st = layer_spec(layer, &cur, path, &spec, err))) break;
-        if ((st = cnnviz_model_add(m, &spec, err))) {
-            /* constructors leave the file empty: it is this file's problem */
-            if (err) snprintf(err->file, sizeof err->file, "%s", path);
-            break;
-        }
-    }
+    st = add_layers(m, layers, path, opt, err);
+    if (!st && m->nlayers > opt->max_layers)
+        st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the model config has %d layers, over the limit of %d",
+                              m->nlayers, opt->max_layers);
     if (!st && m->nlayers == 0) st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the model config has no layers");
     if (!st && (st = cnnviz_model_finalize(m, err)) && err) snprintf(err->file, sizeof err->file, "%s", path);
     if (st) {
@@ -542,16 +657,41 @@ cnnviz_status cnnviz_keras_build(const cJSON *root, const char *path, cnnviz_mod
     return CNNVIZ_OK;
 }
 
+/* Parse checked JSON text; NULL with err on bad JSON. */
+static cJSON *parse_checked(const char *json, size_t len, const char *what, const char *path,
+                            const cnnviz_load_options *opt, cnnviz_error *err) {
+    if (cnnviz_keras_check_json(json, len, what, path, opt, err)) return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!root)
+        cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "%s is not valid JSON (at byte %ld)", what,
+                         end ? (long)(end - json) : 0L);
+    return root;
+}
+
+cnnviz_status cnnviz_keras_build_json(const char *json, size_t len, const char *name, const cnnviz_load_options *opt,
+                                      cnnviz_model **out, cnnviz_error *err) {
+    *out = NULL;
+    cJSON *root = parse_checked(json, len, "the model config", name, opt, err);
+    if (!root) return err ? err->code : CNNVIZ_ERR_FORMAT;
+    cnnviz_status st = cnnviz_keras_build(root, name, opt, out, err);
+    cJSON_Delete(root);
+    return st;
+}
+
 cnnviz_status cnnviz_model_from_keras_json(const char *json_text, const char *path_for_errors, cnnviz_model **out,
                                            cnnviz_error *err) {
+    return cnnviz_model_from_keras_json_opts(json_text, path_for_errors, NULL, out, err);
+}
+
+cnnviz_status cnnviz_model_from_keras_json_opts(const char *json_text, const char *path_for_errors,
+                                                const cnnviz_load_options *opt, cnnviz_model **out,
+                                                cnnviz_error *err) {
     const char *path = path_for_errors ? path_for_errors : "";
-    const char *end = NULL;
     *out = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json_text, &end, 0);
-    if (!root)
-        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "not valid JSON (at byte %ld)",
-                                end ? (long)(end - json_text) : 0L);
-    cnnviz_status st = cnnviz_keras_build(root, path, out, err);
+    cJSON *root = parse_checked(json_text, strlen(json_text), "the model config", path, opt, err);
+    if (!root) return err ? err->code : CNNVIZ_ERR_FORMAT;
+    cnnviz_status st = cnnviz_keras_build(root, path, opt, out, err);
     const char *version = get_str(root, "keras_version");
     if (!st && version && (st = cnnviz_model_set_meta(*out, "keras_version", version, err))) {
         cnnviz_model_free(*out);

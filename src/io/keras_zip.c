@@ -16,15 +16,62 @@
 
 #include "keras-impl.h"
 
-/* Read one member into a malloc'd, NUL-terminated buffer. Returns 1 when
- * read, 0 when the archive has no such member, -1 on a read error. */
-static int read_member(zip_t *z, const char *name, char **buf, size_t *len) {
+/* The members a .keras archive must hold once each, and may (metadata). */
+enum { MEMBER_CONFIG, MEMBER_WEIGHTS, MEMBER_META, MEMBER_COUNT };
+static const char *const member_names[MEMBER_COUNT] = {"config.json", "model.weights.h5", "metadata.json"};
+
+/* A member this large is not refused for its ratio: small members of
+ * repeated text compress far, and cost little. */
+#define RATIO_FREE_BYTES ((zip_uint64_t)1 << 20)
+/* deflate's best is about 1032:1; real members compress 1:1 (Keras stores
+ * them) to about 10:1 (a re-zipped config.json) */
+#define MAX_RATIO 200
+
+/* Find each member by walking every entry: a name that appears twice is
+ * refused (libzip would give the first, Python's zipfile and so Keras the
+ * last), and each one's size and compression ratio are checked against the
+ * budget before anything is decompressed. index[k] = -1 when absent. */
+static cnnviz_status find_members(zip_t *z, const char *path, const cnnviz_load_options *opt,
+                                  zip_int64_t index[MEMBER_COUNT], cnnviz_error *err) {
+    for (int k = 0; k < MEMBER_COUNT; k++) index[k] = -1;
+    zip_int64_t n = zip_get_num_entries(z, 0);
+    for (zip_int64_t i = 0; i < n; i++) {
+        const char *name = zip_get_name(z, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+        int k = 0;
+        while (k < MEMBER_COUNT && (!name || strcmp(name, member_names[k]) != 0)) k++;
+        if (k == MEMBER_COUNT) continue;
+        if (index[k] >= 0)
+            return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
+                                    "the .keras archive holds %s more than once, refused (readers disagree on which "
+                                    "one counts)",
+                                    name);
+        index[k] = i;
+        zip_stat_t zs;
+        size_t max = k == MEMBER_WEIGHTS ? opt->max_file_bytes : opt->max_config_bytes;
+        if (zip_stat_index(z, (zip_uint64_t)i, 0, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE) ||
+            !(zs.valid & ZIP_STAT_COMP_SIZE))
+            return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "damaged .keras archive (%s cannot be read)", name);
+        if (zs.size > max)
+            return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
+                                    "%s in the .keras archive is %llu bytes, over the limit of %zu", name,
+                                    (unsigned long long)zs.size, max);
+        if (zs.size > RATIO_FREE_BYTES && zs.size / MAX_RATIO > zs.comp_size)
+            return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
+                                    "%s in the .keras archive expands %llu times (%llu to %llu bytes), refused", name,
+                                    (unsigned long long)(zs.size / (zs.comp_size ? zs.comp_size : 1)),
+                                    (unsigned long long)zs.comp_size, (unsigned long long)zs.size);
+    }
+    return CNNVIZ_OK;
+}
+
+/* Read one member (its size already checked) into a malloc'd,
+ * NUL-terminated buffer. */
+static int read_member(zip_t *z, zip_int64_t index, char **buf, size_t *len) {
     zip_stat_t zs;
     *buf = NULL;
     *len = 0;
-    if (zip_stat(z, name, 0, &zs) != 0) return 0;
-    if (!(zs.valid & ZIP_STAT_SIZE) || zs.size > ((zip_uint64_t)1 << 31)) return -1;
-    zip_file_t *zf = zip_fopen(z, name, 0);
+    if (zip_stat_index(z, (zip_uint64_t)index, 0, &zs) != 0) return -1;
+    zip_file_t *zf = zip_fopen_index(z, (zip_uint64_t)index, 0);
     if (!zf) return -1;
     char *b = malloc((size_t)zs.size + 1);
     zip_int64_t got = b ? zip_fread(zf, b, zs.size) : -1;
@@ -40,7 +87,8 @@ static int read_member(zip_t *z, const char *name, char **buf, size_t *len) {
 }
 
 /* Read the variables of every layer with weights, by order within vars/. */
-static cnnviz_status load_weights(hid_t f, cnnviz_model *m, const char *path, cnnviz_error *err) {
+static cnnviz_status load_weights(hid_t f, cnnviz_model *m, size_t file_bytes, const char *path,
+                                  cnnviz_error *err) {
     for (int i = 0; i < m->nlayers; i++) {
         cnnviz_layer *l = m->layers[i];
         if (l->nparam == 0) continue;
@@ -55,11 +103,17 @@ static cnnviz_status load_weights(hid_t f, cnnviz_model *m, const char *path, cn
             snprintf(group, sizeof group, "layers/%s_%d/vars", snake, count);
         else
             snprintf(group, sizeof group, "layers/%s/vars", snake);
-        if (H5Lexists(f, "layers", H5P_DEFAULT) <= 0 || H5Lexists(f, group, H5P_DEFAULT) <= 0) {
+        char what[400];
+        int found;
+        snprintf(what, sizeof what, "layer '%s' (%s)", l->name, l->class_name);
+        cnnviz_status st = cnnviz_keras_hard_path(f, group, what, path, &found, err);
+        if (st) return st;
+        if (!found) {
             char by_name[320];
             /* early Keras 3 (keras_core) saving used the layer name instead */
             snprintf(by_name, sizeof by_name, "layers/%s/vars", l->name);
-            if (H5Lexists(f, "layers", H5P_DEFAULT) <= 0 || H5Lexists(f, by_name, H5P_DEFAULT) <= 0)
+            if ((st = cnnviz_keras_hard_path(f, by_name, what, path, &found, err))) return st;
+            if (!found)
                 return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
                                         "model.weights.h5 has no weights for layer '%s' (%s): no %s", l->name,
                                         l->class_name, group);
@@ -71,7 +125,6 @@ static cnnviz_status load_weights(hid_t f, cnnviz_model *m, const char *path, cn
             if (g >= 0) H5Gclose(g);
             return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "cannot open %s in model.weights.h5", group);
         }
-        cnnviz_status st = CNNVIZ_OK;
         if (info.nlinks != (hsize_t)l->nparam)
             st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path,
                                   "layer '%s' (%s): model.weights.h5 has %d tensors in %s, the layer needs %d",
@@ -79,7 +132,7 @@ static cnnviz_status load_weights(hid_t f, cnnviz_model *m, const char *path, cn
         for (int k = 0; k < l->nparam && !st; k++) {
             char key[16];
             snprintf(key, sizeof key, "%d", k);
-            st = cnnviz_keras_read_tensor(g, key, l, &l->param[k], path, err);
+            st = cnnviz_keras_read_tensor(g, key, l, &l->param[k], file_bytes, path, err);
         }
         H5Gclose(g);
         if (st) return st;
@@ -88,81 +141,77 @@ static cnnviz_status load_weights(hid_t f, cnnviz_model *m, const char *path, cn
 }
 
 /* Open the in-memory model.weights.h5 and fill m's weights. */
-static cnnviz_status load_weights_image(void *image, size_t len, cnnviz_model *m, const char *path,
+static cnnviz_status load_weights_image(const void *image, size_t len, cnnviz_model *m, const char *path,
                                         cnnviz_error *err) {
-    cnnviz_status st;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* core driver, no backing store: the "file" is the buffer (HDF5 copies it) */
-    if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 || H5Pset_file_image(fapl, image, len) < 0) {
-        if (fapl >= 0) H5Pclose(fapl);
-        return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, path, "cannot set up an in-memory HDF5 file");
-    }
-    hid_t f = H5Fopen("model.weights.h5", H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
+    hid_t f = cnnviz_keras_open_image(image, len);
     if (f < 0) return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "model.weights.h5 is truncated or damaged");
-    st = load_weights(f, m, path, err);
-    H5Fclose(f);
+    cnnviz_status st;
+    H5E_BEGIN_TRY {
+        st = load_weights(f, m, len, path, err);
+        H5Fclose(f);
+    } H5E_END_TRY;
     return st;
 }
 
-cnnviz_status cnnviz_keras_load_zip(const char *path, cnnviz_model **out, cnnviz_error *err) {
-    int zerr = 0;
+/* Build the model from the archive's members. */
+static cnnviz_status load_members(zip_t *z, const char *path, const cnnviz_load_options *opt, cnnviz_model **out,
+                                  char **config_out, cnnviz_error *err) {
+    zip_int64_t index[MEMBER_COUNT];
+    cnnviz_status st = find_members(z, path, opt, index, err);
+    if (st) return st;
+    if (index[MEMBER_CONFIG] < 0)
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "zip file without config.json, not a .keras model");
+    if (index[MEMBER_WEIGHTS] < 0)
+        return cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the .keras archive has no model.weights.h5");
+    char *member[MEMBER_COUNT] = {NULL, NULL, NULL};
+    size_t len[MEMBER_COUNT] = {0, 0, 0};
+    cJSON *mroot = NULL;
+    cnnviz_model *m = NULL;
+    for (int k = 0; k < MEMBER_COUNT && !st; k++)
+        if (index[k] >= 0 && read_member(z, index[k], &member[k], &len[k]) < 0)
+            st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "damaged .keras archive (%s cannot be read)",
+                                  member_names[k]);
+    if (!st) st = cnnviz_keras_build_json(member[MEMBER_CONFIG], len[MEMBER_CONFIG], path, opt, &m, err);
+    if (!st) st = load_weights_image(member[MEMBER_WEIGHTS], len[MEMBER_WEIGHTS], m, path, err);
+    /* metadata.json: {"keras_version": "3.5.0", "date_saved": ...} */
+    if (!st && member[MEMBER_META] && !cnnviz_keras_check_json(member[MEMBER_META], len[MEMBER_META],
+                                                                "metadata.json", path, opt, NULL) &&
+        (mroot = cJSON_ParseWithLength(member[MEMBER_META], len[MEMBER_META]))) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(mroot, "keras_version");
+        if (cJSON_IsString(v)) st = cnnviz_model_set_meta(m, "keras_version", v->valuestring, err);
+    }
+    if (!st) st = cnnviz_model_check_finite(m, path, err);
+    cJSON_Delete(mroot);
+    if (st) {
+        cnnviz_model_free(m);
+        m = NULL;
+    } else if (config_out) {
+        *config_out = member[MEMBER_CONFIG];
+        member[MEMBER_CONFIG] = NULL;
+    }
+    for (int k = 0; k < MEMBER_COUNT; k++) free(member[k]);
+    *out = m;
+    return st;
+}
+
+cnnviz_status cnnviz_keras_load_zip_memory(const void *buf, size_t len, const char *path,
+                                           const cnnviz_load_options *opt, cnnviz_model **out, char **config_json,
+                                           cnnviz_error *err) {
     *out = NULL;
-    zip_t *z = zip_open(path, ZIP_RDONLY, &zerr);
+    if (config_json) *config_json = NULL;
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *src = zip_source_buffer_create(buf, len, 0, &ze);
+    zip_t *z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
     if (!z) {
-        zip_error_t ze;
-        zip_error_init_with_code(&ze, zerr);
+        if (src) zip_source_free(src);
         cnnviz_status st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "damaged zip archive (%s)",
                                             zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return st;
     }
-    char *config = NULL, *meta = NULL, *weights = NULL;
-    size_t config_len, meta_len, weights_len;
-    cJSON *root = NULL, *mroot = NULL;
-    cnnviz_model *m = NULL;
-    cnnviz_status st = CNNVIZ_OK;
-    int rc = read_member(z, "config.json", &config, &config_len);
-    int rw = rc > 0 ? read_member(z, "model.weights.h5", &weights, &weights_len) : 0;
-    int rm = rw > 0 ? read_member(z, "metadata.json", &meta, &meta_len) : 0;
-    zip_close(z);
-    if (rc < 0 || rw < 0 || rm < 0) {
-        st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "damaged .keras archive (a member cannot be read)");
-        goto done;
-    }
-    if (rc == 0) {
-        st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "zip file without config.json, not a .keras model");
-        goto done;
-    }
-    if (rw == 0) {
-        st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "the .keras archive has no model.weights.h5");
-        goto done;
-    }
-    if (!(root = cJSON_Parse(config))) {
-        st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, path, "config.json is not valid JSON");
-        goto done;
-    }
-    if ((st = cnnviz_keras_build(root, path, &m, err))) goto done;
-    H5E_BEGIN_TRY {
-        st = load_weights_image(weights, weights_len, m, path, err);
-    } H5E_END_TRY;
-    if (st) goto done;
-    /* metadata.json: {"keras_version": "3.5.0", "date_saved": ...} */
-    if (meta && (mroot = cJSON_Parse(meta))) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(mroot, "keras_version");
-        if (cJSON_IsString(v) && (st = cnnviz_model_set_meta(m, "keras_version", v->valuestring, err))) goto done;
-    }
-    st = cnnviz_model_check_finite(m, path, err);
-done:
-    cJSON_Delete(root);
-    cJSON_Delete(mroot);
-    free(config);
-    free(meta);
-    free(weights);
-    if (st) {
-        cnnviz_model_free(m);
-        m = NULL;
-    }
-    *out = m;
+    zip_error_fini(&ze);
+    cnnviz_status st = load_members(z, path, opt, out, config_json, err);
+    zip_discard(z); /* read-only: closes the source too */
     return st;
 }

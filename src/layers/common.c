@@ -1,4 +1,5 @@
 /* Helpers shared by the layer constructors. */
+#include <limits.h>
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -69,6 +70,13 @@ cnnviz_param *cnnviz_layer_add_param(cnnviz_layer *l, const char *name, cnnviz_s
     p->shape = shape;
     p->size = cnnviz_shape_size(&shape);
     p->trainable = trainable;
+    return p;
+}
+
+size_t cnnviz_int_product(int n, const int *v) {
+    size_t p = 1;
+    for (int i = 0; i < n; i++)
+        if (v[i] < 1 || v[i] > CNNVIZ_MAX_DIM || __builtin_mul_overflow(p, (size_t)v[i], &p) || p > INT_MAX) return 0;
     return p;
 }
 

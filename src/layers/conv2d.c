@@ -33,6 +33,7 @@
  * (conv2d-direct-kernel.h, conv2d-sparse-kernel.h, winograd*-kernel.h).
  * Chunking depends on the layer's geometry only, never on the thread count,
  * so results are bit-identical for any number of threads. */
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -1143,6 +1144,15 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
         cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, "", "unknown activation %d", (int)spec->activation);
         return NULL;
     }
+    /* sizes from a file or an --arch string: K = kh*kw*C, the kernel's and
+     * the input's sizes and the window geometry below are ints */
+    int strides[2] = {spec->strides[0] ? spec->strides[0] : 1, spec->strides[1] ? spec->strides[1] : 1};
+    if (!cnnviz_int_product(4, (int[]){spec->kernel[0], spec->kernel[1], in->dim[2], spec->filters}) ||
+        !cnnviz_int_product(3, in->dim) || !cnnviz_int_product(2, strides)) {
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "conv2d with a %dx%d kernel and %d filters on input %s is too large",
+                         spec->kernel[0], spec->kernel[1], spec->filters, buf);
+        return NULL;
+    }
     conv2d_layer *c = cnnviz_layer_alloc(sizeof *c, &conv2d_ops, err);
     if (!c) return NULL;
     cnnviz_layer *l = &c->base;
@@ -1153,6 +1163,11 @@ cnnviz_layer *cnnviz_conv2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
     c->sw = spec->strides[1] ? spec->strides[1] : 1;
     cnnviz_window_geometry(c->H, c->kh, c->sh, spec->padding, &c->OH, &c->pad_top);
     cnnviz_window_geometry(c->W, c->kw, c->sw, spec->padding, &c->OW, &c->pad_left);
+    if (c->OH > 0 && c->OW > 0 && !cnnviz_int_product(3, (int[]){c->OH, c->OW, c->F})) {
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "conv2d output (%d, %d, %d) is too large", c->OH, c->OW, c->F);
+        free(c);
+        return NULL;
+    }
     c->K = c->kh * c->kw * c->C;
     c->use_bias = !spec->no_bias;
     /* the direct and Winograd kernels, in AVX-512 (cnnviz_wide_vectors) or

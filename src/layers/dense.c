@@ -75,6 +75,14 @@ cnnviz_layer *cnnviz_dense_create(const cnnviz_layer_spec *spec, const cnnviz_sh
         cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, "", "unknown activation %d", (int)spec->activation);
         return NULL;
     }
+    /* the kernel and the output are indexed with int */
+    cnnviz_shape out = *in;
+    out.dim[in->rank - 1] = spec->units;
+    if (!cnnviz_int_product(2, (int[]){cnnviz_last_dim(in), spec->units}) || !cnnviz_int_product(out.rank, out.dim)) {
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "dense with %d units on %d inputs is too large", spec->units,
+                         cnnviz_last_dim(in));
+        return NULL;
+    }
     dense_layer *d = cnnviz_layer_alloc(sizeof *d, &dense_ops, err);
     if (!d) return NULL;
     cnnviz_layer *l = &d->base;

@@ -10,6 +10,14 @@ void *cnnviz_layer_alloc(size_t size, const cnnviz_layer_ops *ops, cnnviz_error 
 /* Append a parameter declaration; data/grad pointers come at finalize. */
 cnnviz_param *cnnviz_layer_add_param(cnnviz_layer *l, const char *name, cnnviz_shape shape, int trainable);
 
+/* The largest value of any one dimension a layer accepts (sizes, kernels,
+ * strides): sums and products of two of them stay far inside int. */
+#define CNNVIZ_MAX_DIM (1 << 24)
+/* The product of v[0..n) when every v[i] is in 1..CNNVIZ_MAX_DIM and the
+ * product is at most INT_MAX (the engine indexes a tensor with int); 0
+ * otherwise. Constructors check the sizes a file or an --arch string gives. */
+size_t cnnviz_int_product(int n, const int *v);
+
 /* The "C" in the input's last axis; rank-3 inputs are (H,W,C), rank-1 (N). */
 static inline int cnnviz_last_dim(const cnnviz_shape *s) { return s->rank ? s->dim[s->rank - 1] : 1; }
 

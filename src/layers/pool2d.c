@@ -212,6 +212,13 @@ cnnviz_layer *cnnviz_pool2d_create(const cnnviz_layer_spec *spec, const cnnviz_s
         cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "pooling needs a positive pool size and strides");
         return NULL;
     }
+    /* the window geometry is int arithmetic on these */
+    if (!cnnviz_int_product(3, in->dim) || !cnnviz_int_product(2, spec->pool) ||
+        spec->strides[0] > CNNVIZ_MAX_DIM || spec->strides[1] > CNNVIZ_MAX_DIM) {
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "pooling window %dx%d on input %s is too large", spec->pool[0],
+                         spec->pool[1], buf);
+        return NULL;
+    }
     pool2d_layer *q = cnnviz_layer_alloc(sizeof *q, &pool2d_ops, err);
     if (!q) return NULL;
     q->is_max = spec->type == CNNVIZ_LAYER_MAXPOOL2D;

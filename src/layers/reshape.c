@@ -24,6 +24,10 @@ static const cnnviz_layer_ops copy_ops = {
 
 cnnviz_layer *cnnviz_flatten_create(const cnnviz_layer_spec *spec, const cnnviz_shape *in, cnnviz_error *err) {
     (void)spec;
+    if (!cnnviz_int_product(in->rank, in->dim)) { /* the output's one dimension is an int */
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "flatten: the input is too large");
+        return NULL;
+    }
     cnnviz_layer *l = cnnviz_layer_alloc(sizeof *l, &copy_ops, err);
     if (!l) return NULL;
     l->out_shape = cnnviz_shape1((int)cnnviz_shape_size(in));
@@ -53,11 +57,12 @@ cnnviz_layer *cnnviz_reshape_create(const cnnviz_layer_spec *spec, const cnnviz_
     for (int i = 0; i < t.rank; i++) {
         if (t.dim[i] == -1 && unknown < 0) {
             unknown = i;
-        } else if (t.dim[i] <= 0) {
+        } else if (t.dim[i] <= 0 || t.dim[i] > CNNVIZ_MAX_DIM) {
             cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "reshape target %s has a bad dimension", b);
             return NULL;
-        } else {
-            known *= (size_t)t.dim[i];
+        } else if (__builtin_mul_overflow(known, (size_t)t.dim[i], &known)) {
+            cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "cannot reshape %s into %s", a, b);
+            return NULL;
         }
     }
     if (unknown >= 0 && known && n % known == 0) t.dim[unknown] = (int)(n / known);

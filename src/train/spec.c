@@ -178,7 +178,18 @@ no_number:
 
 cnnviz_status cnnviz_model_from_spec(const char *spec, const cnnviz_shape *input, cnnviz_model **out,
                                      cnnviz_error *err) {
+    return cnnviz_model_from_spec_max(spec, input, 0, out, err);
+}
+
+cnnviz_status cnnviz_model_from_spec_max(const char *spec, const cnnviz_shape *input, size_t max_params,
+                                         cnnviz_model **out, cnnviz_error *err) {
     *out = NULL;
+    if (!max_params) {
+        cnnviz_load_options o;
+        cnnviz_load_options_init(&o);
+        max_params = o.max_params;
+    }
+    size_t total = 0;
     if (!spec || !*spec) return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "arch '': the spec is empty");
     cnnviz_model *m = cnnviz_model_new(input);
     if (!m) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
@@ -217,6 +228,19 @@ cnnviz_status cnnviz_model_from_spec(const char *spec, const cnnviz_shape *input
         cnnviz_layer_info info;
         cnnviz_model_layer_info(m, cnnviz_model_num_layers(m) - 1, &info);
         shape = info.output_shape;
+        /* counted before finalize allocates them (C37777-F-D96 asks for 2.4 G) */
+        total += info.params;
+        if (info.params > max_params || total > max_params) {
+            snprintf(msg, sizeof msg, "'%.*s' makes the model %zu weights, over the limit of %zu", len, item,
+                     info.params > max_params ? info.params : total, max_params);
+            goto fail;
+        }
+        /* as the Keras reader: no activation larger than the weight budget */
+        if (cnnviz_shape_size(&shape) > max_params) {
+            snprintf(msg, sizeof msg, "'%.*s' outputs %zu values a sample, over the limit of %zu", len, item,
+                     cnnviz_shape_size(&shape), max_params);
+            goto fail;
+        }
         if (is_last) break;
         item = end + 1;
     }
