@@ -133,6 +133,22 @@ START_TEST(test_errors) {
     expect_error("Fx-D10", "arch 'Fx-D10': bad option 'x' in 'Fx' at position 1");
     expect_error("Dr1.5-F-D10", "arch 'Dr1.5-F-D10': dropout 'Dr1.5' needs a rate in [0, 1), e.g. Dr0.25 at position 1");
     expect_error("P4s2l2=1-F-D10", "arch 'P4s2l2=1-F-D10': bad option 'l2=1' in 'P4s2l2=1' at position 1");
+    /* sizes past the budget are refused before a layer is built (they
+     * overflowed an int in conv2d_create or asked for gigabytes; the last
+     * two are tests/fuzz/fuzz_arch's reproducers as found) */
+    expect_error("C1k46341x46341same-F-D10", "arch 'C1k46341x46341same-F-D10': 'C1k46341x46341same' would bring "
+                                            "the model to 2147488282 weights, over the limit of 100000000 at position 1");
+    expect_error("C1k65536-F-D10", "arch 'C1k65536-F-D10': 'C1k65536' would bring the model to 4294967297 weights, "
+                                   "over the limit of 100000000 at position 1");
+    expect_error("C999999-C2-F-D10", "arch 'C999999-C2-F-D10': 'C999999' would give 783999216 values a sample, "
+                                     "over the limit of 100000000 at position 1");
+    expect_error("C37777-F-D96", "arch 'C37777-F-D96': 'D96' would bring the model to 2451954058 weights, "
+                                 "over the limit of 100000000 at position 3");
+    expect_error("C3k5-P2-C64k463412-C64k4631FD10", "arch 'C3k5-P2-C64k463412-C64k4631FD10': 'C64k463412' would bring "
+                                                    "the model to 41232130894990 weights, over the limit of 100000000 "
+                                                    "at position 3");
+    expect_error("F-D646341-D726-D46", "arch 'F-D646341-D726-D46': 'D646341' would bring the model to 507377685 "
+                                       "weights, over the limit of 100000000 at position 2");
     /* a layer that cannot be built says why */
     cnnviz_shape in = cnnviz_shape3(28, 28, 1);
     cnnviz_model *m = NULL;

@@ -176,6 +176,41 @@ no_number:
     return -1;
 }
 
+/* Budget of a spec, checked in size_t before a layer is built (the layers
+ * size themselves in int, and a spec such as C1k46341x46341same or
+ * C37777-F-D96 would overflow it or ask for gigabytes): an MNIST-scale
+ * model has tens of millions of weights at most, and no layer's output
+ * comes near a hundred million values a sample. */
+#define SPEC_MAX_WEIGHTS ((size_t)100000000)
+#define SPEC_MAX_OUTPUTS ((size_t)100000000)
+
+/* 0 when item s, on input `in`, keeps the model within the budget (adding
+ * its weights to *total); else -1 with the reason in msg. */
+static int check_budget(const cnnviz_layer_spec *s, const cnnviz_shape *in, size_t *total, const char *item, int len,
+                        char *msg, size_t n) {
+    size_t weights = 0, outputs = 0;
+    if (s->type == CNNVIZ_LAYER_CONV2D && in->rank == 3) {
+        size_t kernel = (size_t)s->kernel[0] * (size_t)s->kernel[1] * (size_t)in->dim[2];
+        weights = (kernel + 1) * (size_t)s->filters;
+        /* no padding or stride makes the output larger than the input's side */
+        outputs = (size_t)in->dim[0] * (size_t)in->dim[1] * (size_t)s->filters;
+    } else if (s->type == CNNVIZ_LAYER_DENSE && in->rank == 1) {
+        weights = ((size_t)in->dim[0] + 1) * (size_t)s->units;
+    }
+    if (outputs > SPEC_MAX_OUTPUTS) {
+        snprintf(msg, n, "'%.*s' would give %zu values a sample, over the limit of %zu", len, item, outputs,
+                 SPEC_MAX_OUTPUTS);
+        return -1;
+    }
+    if (weights > SPEC_MAX_WEIGHTS || *total + weights > SPEC_MAX_WEIGHTS) {
+        snprintf(msg, n, "'%.*s' would bring the model to %zu weights, over the limit of %zu", len, item,
+                 *total + weights, SPEC_MAX_WEIGHTS);
+        return -1;
+    }
+    *total += weights;
+    return 0;
+}
+
 cnnviz_status cnnviz_model_from_spec(const char *spec, const cnnviz_shape *input, cnnviz_model **out,
                                      cnnviz_error *err) {
     *out = NULL;
@@ -185,6 +220,7 @@ cnnviz_status cnnviz_model_from_spec(const char *spec, const cnnviz_shape *input
     char msg[512], detail[1100] = "";
     int pos = 0;
     cnnviz_shape shape = *input;
+    size_t weights = 0;
     const char *item = spec;
     for (;;) {
         const char *end = item_end(item);
@@ -207,6 +243,7 @@ cnnviz_status cnnviz_model_from_spec(const char *spec, const cnnviz_shape *input
             goto fail;
         }
         if (is_last && !act_set) s.activation = CNNVIZ_ACT_SOFTMAX;
+        if (check_budget(&s, &shape, &weights, item, len, msg, sizeof msg)) goto fail;
         cnnviz_error sub;
         cnnviz_error_clear(&sub);
         if (cnnviz_model_add(m, &s, &sub) != CNNVIZ_OK) {
