@@ -4,8 +4,9 @@
  * fuzz_keras_zip: the same code, seeded with the one format or the other.
  * libhdf5's own crashes show up here; scripts/fuzz.sh tells them apart
  * from cnnviz's by the stack.
- * TODO when cnnviz_model_load_memory lands: load from the buffer instead of
- * the memfd (the reader helper's work). */
+ * The input goes through a file on /dev/shm (fuzz_util.h says why); when
+ * cnnviz_model_load_memory lands (the reader helper's work), load from the
+ * buffer instead. */
 #include <hdf5.h>
 
 #include "cnnviz/model.h"
@@ -14,7 +15,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cnnviz_model *m = NULL;
     cnnviz_error err;
-    if (cnnviz_model_load_in_process(fuzz_memfd_path(data, size), &m, &err) == CNNVIZ_OK) cnnviz_model_free(m);
+    const char *path = fuzz_tmpfile_path(data, size, "model");
+    if (cnnviz_model_load_in_process(path, &m, &err) == CNNVIZ_OK) cnnviz_model_free(m);
     /* libhdf5 keeps freed objects on free lists for reuse; give them back
      * so LeakSanitizer and the RSS limit see only what cnnviz holds */
     H5garbage_collect();

@@ -1,9 +1,12 @@
 /* Shared by the libFuzzer harnesses: a reader that takes only a path gets
  * the input through a memfd, opened again by name as /proc/self/fd/N, so the
- * library API stays as it is and nothing touches the disk. */
+ * library API stays as it is and nothing touches the disk; libhdf5 cannot
+ * open that name (H5Fopen resolves the link to "/memfd:... (deleted)"), so
+ * the model harness writes a file on /dev/shm instead. */
 #pragma once
 /* built with _GNU_SOURCE (memfd_create; tests/fuzz/CMakeLists.txt) */
 #include <stdint.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -39,4 +42,38 @@ static inline char *fuzz_cstring(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < size; i++) s[i] = (char)data[i];
     s[size] = '\0';
     return s;
+}
+
+/* A private folder on /dev/shm (memory), else /tmp, made once and removed
+ * at exit, holding one file that each input replaces; its path. */
+static char fuzz_tmp_dir[64], fuzz_tmp_file[96];
+
+static inline void fuzz_tmp_remove(void) {
+    unlink(fuzz_tmp_file);
+    rmdir(fuzz_tmp_dir);
+}
+
+static inline const char *fuzz_tmpfile_path(const uint8_t *data, size_t size, const char *name) {
+    if (!fuzz_tmp_dir[0]) {
+        snprintf(fuzz_tmp_dir, sizeof fuzz_tmp_dir, "/dev/shm/cnnviz-fuzz-XXXXXX");
+        if (!mkdtemp(fuzz_tmp_dir)) {
+            snprintf(fuzz_tmp_dir, sizeof fuzz_tmp_dir, "/tmp/cnnviz-fuzz-XXXXXX");
+            if (!mkdtemp(fuzz_tmp_dir)) {
+                perror("mkdtemp");
+                abort();
+            }
+        }
+        snprintf(fuzz_tmp_file, sizeof fuzz_tmp_file, "%s/%s", fuzz_tmp_dir, name);
+        atexit(fuzz_tmp_remove);
+    }
+    int fd = open(fuzz_tmp_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) abort();
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = write(fd, data + done, size - done);
+        if (n <= 0) abort();
+        done += (size_t)n;
+    }
+    close(fd);
+    return fuzz_tmp_file;
 }
