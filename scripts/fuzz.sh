@@ -95,6 +95,12 @@ triage() { # BINARY FILE
     printf '%s\t%s in %s%s\n' "$owner" "$kind" "$where" "$via"
 }
 
+# The harnesses' scratch files (fuzz_util.h), removed here: a process
+# that crashed or timed out could not
+scratch=$(mktemp -d /dev/shm/cnnviz-fuzz-run-XXXXXX 2>/dev/null || mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export CNNVIZ_FUZZ_TMPDIR=$scratch
+
 status=0
 summary=()
 for h in "${harnesses[@]}"; do

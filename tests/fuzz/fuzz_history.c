@@ -1,35 +1,14 @@
 /* libFuzzer harness: the training history JSON (model meta cnnviz_history)
  * that cnnviz plot history draws. Parsing and drawing are one function,
  * cnnviz_render_history, so each input is drawn: as SVG (no PNG encoding)
- * into a private folder under /dev/shm where it can (memory, not disk),
- * the same file replaced each time. */
-#include <string.h>
-
+ * into a private folder (fuzz_tmp_path: memory where it can), the same
+ * file replaced each time. */
 #include "cnnviz/render.h"
 #include "fuzz_util.h"
 
-static char folder[256], figure[300];
-
-static void remove_folder(void) { rmdir(folder); }
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    char dir[] = "/dev/shm/cnnviz-fuzz-XXXXXX", alt[] = "/tmp/cnnviz-fuzz-XXXXXX";
-    const char *d = mkdtemp(dir);
-    if (!d) d = mkdtemp(alt);
-    if (!d) {
-        perror("mkdtemp");
-        abort();
-    }
-    snprintf(folder, sizeof folder, "%s", d);
-    snprintf(figure, sizeof figure, "%s/history.svg", d);
-    atexit(remove_folder);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *json = fuzz_cstring(data, size);
+    const char *figure = fuzz_tmp_path("history.svg");
     cnnviz_error err;
     cnnviz_render_history(figure, json, NULL, &err);
     unlink(figure);

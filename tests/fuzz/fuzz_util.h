@@ -44,29 +44,38 @@ static inline char *fuzz_cstring(const uint8_t *data, size_t size) {
     return s;
 }
 
-/* A private folder on /dev/shm (memory), else /tmp, made once and removed
- * at exit, holding one file that each input replaces; its path. */
-static char fuzz_tmp_dir[64], fuzz_tmp_file[96];
+/* A private folder, made once and removed at exit, in $CNNVIZ_FUZZ_TMPDIR
+ * (scripts/fuzz.sh gives one on /dev/shm and removes it after the run, as
+ * a crashed or timed-out process cannot), else /dev/shm (memory), else
+ * /tmp; the path of `name` in it. One name per process. */
+static char fuzz_tmp_dir[4096], fuzz_tmp_file[4200];
 
 static inline void fuzz_tmp_remove(void) {
     unlink(fuzz_tmp_file);
     rmdir(fuzz_tmp_dir);
 }
 
-static inline const char *fuzz_tmpfile_path(const uint8_t *data, size_t size, const char *name) {
-    if (!fuzz_tmp_dir[0]) {
-        snprintf(fuzz_tmp_dir, sizeof fuzz_tmp_dir, "/dev/shm/cnnviz-fuzz-XXXXXX");
-        if (!mkdtemp(fuzz_tmp_dir)) {
-            snprintf(fuzz_tmp_dir, sizeof fuzz_tmp_dir, "/tmp/cnnviz-fuzz-XXXXXX");
-            if (!mkdtemp(fuzz_tmp_dir)) {
-                perror("mkdtemp");
-                abort();
-            }
-        }
-        snprintf(fuzz_tmp_file, sizeof fuzz_tmp_file, "%s/%s", fuzz_tmp_dir, name);
-        atexit(fuzz_tmp_remove);
+static inline const char *fuzz_tmp_path(const char *name) {
+    if (fuzz_tmp_dir[0]) return fuzz_tmp_file;
+    const char *bases[] = {getenv("CNNVIZ_FUZZ_TMPDIR"), "/dev/shm", "/tmp"};
+    for (size_t i = 0; i < sizeof bases / sizeof *bases && !fuzz_tmp_dir[0]; i++) {
+        if (!bases[i] || !*bases[i]) continue;
+        snprintf(fuzz_tmp_dir, sizeof fuzz_tmp_dir, "%s/cnnviz-fuzz-XXXXXX", bases[i]);
+        if (!mkdtemp(fuzz_tmp_dir)) fuzz_tmp_dir[0] = '\0';
     }
-    int fd = open(fuzz_tmp_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!fuzz_tmp_dir[0]) {
+        perror("mkdtemp");
+        abort();
+    }
+    snprintf(fuzz_tmp_file, sizeof fuzz_tmp_file, "%s/%s", fuzz_tmp_dir, name);
+    atexit(fuzz_tmp_remove);
+    return fuzz_tmp_file;
+}
+
+/* The input as the file fuzz_tmp_path(name), replaced each time. */
+static inline const char *fuzz_tmpfile_path(const uint8_t *data, size_t size, const char *name) {
+    const char *path = fuzz_tmp_path(name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) abort();
     size_t done = 0;
     while (done < size) {
@@ -75,5 +84,5 @@ static inline const char *fuzz_tmpfile_path(const uint8_t *data, size_t size, co
         done += (size_t)n;
     }
     close(fd);
-    return fuzz_tmp_file;
+    return path;
 }
