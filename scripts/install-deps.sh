@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config
       libhdf5-dev libcairo2-dev libpng-dev libjpeg62-turbo-dev
       libcjson-dev libzip-dev zlib1g-dev libssl-dev libseccomp-dev check fonts-dejavu-core
       python3 python3-numpy python3-h5py dataset-fashion-mnist
-      man-db python3-pytest)
+      man-db python3-pytest
+      clang llvm libomp-dev) # clang, its symbolizer and OpenMP: the clang build and scripts/fuzz.sh
 if [ "${1:-}" = "--bench" ]; then pkgs+=(python3-torch python3-matplotlib hyperfine); fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo=sudo; fi

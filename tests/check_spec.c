@@ -133,6 +133,23 @@ START_TEST(test_errors) {
     expect_error("Fx-D10", "arch 'Fx-D10': bad option 'x' in 'Fx' at position 1");
     expect_error("Dr1.5-F-D10", "arch 'Dr1.5-F-D10': dropout 'Dr1.5' needs a rate in [0, 1), e.g. Dr0.25 at position 1");
     expect_error("P4s2l2=1-F-D10", "arch 'P4s2l2=1-F-D10': bad option 'l2=1' in 'P4s2l2=1' at position 1");
+    /* sizes past the budget are one-line errors, not an int overflow in
+     * conv2d_create or an allocation of gigabytes (the last two are
+     * tests/fuzz/fuzz_arch's reproducers as found) */
+    expect_error("C1k46341x46341same-F-D10", "arch 'C1k46341x46341same-F-D10': cannot build 'C1k46341x46341same' at "
+                                            "position 1: conv2d with a 46341x46341 kernel and 1 filters on input "
+                                            "(28, 28, 1) is too large");
+    expect_error("C1k65536-F-D10", "arch 'C1k65536-F-D10': cannot build 'C1k65536' at position 1: conv2d with a "
+                                   "65536x65536 kernel and 1 filters on input (28, 28, 1) is too large");
+    expect_error("C999999-C2-F-D10", "arch 'C999999-C2-F-D10': 'C999999' outputs 675999324 values a sample, over the "
+                                     "limit of 33554432 at position 1");
+    expect_error("C37777-F-D96", "arch 'C37777-F-D96': cannot build 'D96' at position 3: dense with 96 units on "
+                                 "25537252 inputs is too large");
+    expect_error("C3k5-P2-C64k463412-C64k4631FD10", "arch 'C3k5-P2-C64k463412-C64k4631FD10': cannot build "
+                                                    "'C64k463412' at position 3: conv2d with a 463412x463412 kernel "
+                                                    "and 64 filters on input (12, 12, 3) is too large");
+    expect_error("F-D646341-D726-D46", "arch 'F-D646341-D726-D46': 'D646341' makes the model 507377685 weights, over "
+                                       "the limit of 33554432 at position 2");
     /* a layer that cannot be built says why */
     cnnviz_shape in = cnnviz_shape3(28, 28, 1);
     cnnviz_model *m = NULL;
