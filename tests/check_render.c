@@ -111,7 +111,7 @@ static cnnviz_status render_named(const char *name, const char *path, cnnviz_err
         float *k = malloc((size_t)9 * in * out * sizeof *k), b[16];
         for (int i = 0; i < 9 * in * out; i++) k[i] = (float)((i * 11) % 21 - 10) / 40.0f;
         for (int i = 0; i < out; i++) b[i] = (float)(i % 5 - 2) / 100.0f;
-        cnnviz_kernel_panel kp = {"conv2d", "Conv2D", {4, {3, 3, in, out}}, k, b};
+        cnnviz_kernel_panel kp = {"conv2d", "Conv2D", {4, {3, 3, in, out}}, k, b, 0, 0};
         o.cmap = CNNVIZ_CMAP_RDBU;
         st = cnnviz_render_kernels(path, &kp, &o, err);
         free(k);
@@ -125,7 +125,7 @@ static cnnviz_status render_named(const char *name, const char *path, cnnviz_err
             for (int p = 0; p < 14 * 14; p++) tiles[n * 196 + p] = img[p * 6 + n];
         int map[6] = {0, 2, 4, 6, 8, 10}, dead[6] = {0, 0, 0, 1, 0, 0};
         float act[6] = {1.5f, 2.25f, 0.5f, 0.0f, 12.0f, 3.0f};
-        cnnviz_pattern_set ps = {"conv2d_1", 6, 14, 14, 1, tiles, map, act, dead};
+        cnnviz_pattern_set ps = {.layer = "conv2d_1", .n = 6, .h = 14, .w = 14, .c = 1, .images = tiles, .map = map, .activation = act, .dead = dead};
         o.cmap = CNNVIZ_CMAP_VIRIDIS;
         st = cnnviz_render_patterns(path, &ps, &o, err);
         free(img);
@@ -574,7 +574,7 @@ START_TEST(bad_panels_rejected) {
     ck_assert_int_eq(cnnviz_render_activations(path, NULL, NULL, 0, &o, &err), CNNVIZ_ERR_INVALID);
     ck_assert_str_eq(err.msg, "nothing to draw");
     float v = 1;
-    cnnviz_pattern_set ps = {"x", 1, 1, 1, 2, &v, NULL, NULL, NULL};
+    cnnviz_pattern_set ps = {.layer = "x", .n = 1, .h = 1, .w = 1, .c = 2, .images = &v};
     ck_assert_int_eq(cnnviz_render_patterns(path, &ps, &o, &err), CNNVIZ_ERR_INVALID);
     ck_assert_str_eq(err.msg, "patterns need n >= 1 images of 1 or 3 channels");
     ck_assert(!file_exists(path));

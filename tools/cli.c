@@ -1,6 +1,7 @@
 /* Shared pieces of the cnnviz command (see cli.h). */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -126,7 +127,7 @@ static void print_option(const cli_option *o) {
     printf("  %-24s %s\n", left, o->help);
 }
 
-static void print_help(const cli_spec *spec) {
+static void print_text_help(const cli_spec *spec) {
     printf("usage: cnnviz %s %s\n\n%s\n", spec->name, spec->usage, spec->summary);
     if (spec->options && spec->options[0].name) {
         printf("\noptions:\n");
@@ -137,6 +138,128 @@ static void print_help(const cli_spec *spec) {
         if (spec->common & common_bits[i]) print_option(&common_options[i]);
     printf("  %-24s %s\n", "-h, --help", "show this help");
     if (spec->details) printf("\n%s\n", spec->details);
+}
+
+/* --- the same tables as a man page or as completion data ------------------ */
+
+static cli_help_format g_help_format = CLI_HELP_TEXT;
+
+void cli_set_help_format(cli_help_format format) { g_help_format = format; }
+
+/* troff: a backslash is the escape character, '-' must be \- to stay an ASCII
+ * hyphen-minus that can be pasted into a shell, and a line that starts with
+ * '.' or '\'' would be read as a request. */
+static void man_chars(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\') fputs("\\e", stdout);
+        else if (s[i] == '-') fputs("\\-", stdout);
+        else putchar(s[i]);
+    }
+}
+
+void cli_man_text(const char *text) {
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n == 0) fputs(".PP", stdout);
+        else if (line[0] == '.' || line[0] == '\'') fputs("\\&", stdout);
+        man_chars(line, n);
+        putchar('\n');
+        line += n + (end != NULL);
+    }
+}
+
+/* An option's help may go on over lines indented for the --help column; a man
+ * page or a completion takes it as one line. */
+static const char *flat_help(const cli_option *o) {
+    static char buf[1024];
+    size_t n = 0;
+    for (const char *c = o->help; *c && n + 1 < sizeof buf; c++) {
+        if (*c != '\n' && *c != '\t') {
+            buf[n++] = *c;
+            continue;
+        }
+        buf[n++] = ' ';
+        while (c[1] == ' ') c++;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+static void man_option(const cli_option *o) {
+    fputs(".TP\n", stdout);
+    if (o->key > 0 && o->key < 256) printf("\\fB\\-%c\\fR, ", o->key);
+    fputs("\\fB\\-\\-", stdout);
+    man_chars(o->name, strlen(o->name));
+    fputs("\\fR", stdout);
+    if (o->arg) {
+        fputs(" \\fI", stdout);
+        man_chars(o->arg, strlen(o->arg));
+        fputs("\\fR", stdout);
+    }
+    putchar('\n');
+    cli_man_text(flat_help(o));
+}
+
+static const char *command_summary(const char *name) {
+#define X(cmd, summary) \
+    if (strcmp(name, #cmd) == 0) return summary;
+    CLI_COMMANDS(X)
+#undef X
+    return "";
+}
+
+static const cli_option help_option = {"help", 'h', NULL, "show this help"};
+
+static void print_man_help(const cli_spec *spec) {
+    fputs(".TH CNNVIZ\\-", stdout);
+    for (const char *c = spec->name; *c; c++) putchar(toupper((unsigned char)*c));
+    printf(" 1 \"\" \"cnnviz %s\" \"cnnviz manual\"\n", CNNVIZ_VERSION);
+    printf(".SH NAME\ncnnviz\\-%s \\- ", spec->name);
+    cli_man_text(command_summary(spec->name));
+    printf(".SH SYNOPSIS\n\\fBcnnviz %s\\fR ", spec->name);
+    cli_man_text(spec->usage);
+    fputs(".SH DESCRIPTION\n", stdout);
+    cli_man_text(spec->summary);
+    if (spec->options && spec->options[0].name) {
+        fputs(".SH OPTIONS\n", stdout);
+        for (const cli_option *o = spec->options; o->name; o++) man_option(o);
+    }
+    fputs(".SH COMMON OPTIONS\n", stdout);
+    for (int i = 0; common_options[i].name; i++)
+        if (spec->common & common_bits[i]) man_option(&common_options[i]);
+    man_option(&help_option);
+    if (spec->details) {
+        fputs(".SH NOTES\n", stdout);
+        cli_man_text(spec->details);
+    }
+    fputs(".SH EXIT STATUS\n0 on success, 1 on a runtime error, 2 on a usage error.\n"
+          ".SH SEE ALSO\n.BR cnnviz (1)\n", stdout);
+}
+
+/* One line per option: long name, short name, argument name, help, separated
+ * by tabs, "-" for an empty field (bash's read would merge empty fields). */
+static void complete_option(const cli_option *o) {
+    printf("--%s\t", o->name);
+    if (o->key > 0 && o->key < 256) printf("-%c\t", o->key);
+    else fputs("-\t", stdout);
+    printf("%s\t", o->arg ? o->arg : "-");
+    puts(flat_help(o));
+}
+
+static void print_complete_help(const cli_spec *spec) {
+    for (const cli_option *o = spec->options; o && o->name; o++) complete_option(o);
+    for (int i = 0; common_options[i].name; i++)
+        if (spec->common & common_bits[i]) complete_option(&common_options[i]);
+    complete_option(&help_option);
+}
+
+static void print_help(const cli_spec *spec) {
+    switch (g_help_format) {
+    case CLI_HELP_TEXT: print_text_help(spec); break;
+    case CLI_HELP_MAN: print_man_help(spec); break;
+    case CLI_HELP_COMPLETE: print_complete_help(spec); break;
+    }
 }
 
 int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common,
@@ -235,27 +358,37 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_common *common,
 
 /* --- models and inputs ---------------------------------------------------- */
 
+/* <prefix>/bin/cnnviz -> <prefix>/share/cnnviz/model.h5, so that an
+ * installed tree works wherever it was installed or moved to. */
+static int installed_model(char *buf, size_t n) {
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return 0;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return 0;
+    *slash = 0;
+    char model[PATH_MAX + 32];
+    snprintf(model, sizeof model, "%s/../share/cnnviz/model.h5", exe);
+    /* the resolved path, for error messages without "bin/.." */
+    char resolved[PATH_MAX];
+    if (!realpath(model, resolved)) return 0;
+    snprintf(buf, n, "%s", resolved);
+    return 1;
+}
+
 const char *cli_default_model(void) {
+    /* An explicit setting wins over what the tree holds. */
     const char *env = getenv("CNNVIZ_MODEL");
     if (env && *env) return env;
     static char buf[PATH_MAX + 64];
-    struct stat st;
+    if (installed_model(buf, sizeof buf)) return buf;
 #ifdef CNNVIZ_SOURCE_DIR
+    /* a run from the build tree */
+    struct stat st;
     snprintf(buf, sizeof buf, "%s/samples/model.h5", CNNVIZ_SOURCE_DIR);
     if (stat(buf, &st) == 0) return buf;
 #endif
-    /* next to the binary: <prefix>/bin/cnnviz -> <prefix>/share/cnnviz/model.h5 */
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            snprintf(buf, sizeof buf, "%s/../share/cnnviz/model.h5", exe);
-            if (stat(buf, &st) == 0) return buf;
-        }
-    }
     return "samples/model.h5";
 }
 
@@ -465,4 +598,68 @@ int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common
                 cnnviz_activation_name(al.activation));
     }
     return act;
+}
+
+char *cli_read_text(const char *path, size_t max_bytes) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(path, "cannot open (%s)", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0, got;
+    char *s = malloc(cap);
+    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n > max_bytes) {
+            free(s);
+            fclose(f);
+            cli_error(path, "larger than %zu bytes, too large for this file type", max_bytes);
+            return NULL;
+        }
+        if (n + 1 < cap) continue;
+        char *bigger = realloc(s, cap *= 2);
+        if (!bigger) free(s);
+        s = bigger;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!s || bad) {
+        free(s);
+        cli_error(path, "cannot read");
+        return NULL;
+    }
+    s[n] = 0;
+    return s;
+}
+
+static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+int cli_class_names(const cnnviz_model *m, const char *arg, int classes, cli_class_labels *out) {
+    memset(out, 0, sizeof *out);
+    const char *dataset = cnnviz_model_meta(m, "cnnviz_dataset");
+    if (!arg && !(dataset && strcmp(dataset, "fashion") == 0)) return 0;
+    if (!arg || strcmp(arg, "fashion") == 0) {
+        if (classes != 10) return arg ? cli_error(NULL, "--class-names fashion: the model has %d classes, not 10", classes) : 0;
+        for (int k = 0; k < 10; k++) out->names[k] = fashion_names[k];
+        out->n = 10;
+        return 0;
+    }
+    if (!(out->text = cli_read_text(arg, 1 << 20))) return CLI_RUNTIME;
+    char *save = NULL;
+    for (char *line = strtok_r(out->text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+        if (out->n == CLI_MAX_CLASSES) break;
+        out->names[out->n++] = line;
+    }
+    if (out->n != classes) {
+        int n = out->n;
+        cli_class_labels_free(out);
+        return cli_error(arg, "%d class names for the model's %d classes (one name a line)", n, classes);
+    }
+    return 0;
+}
+
+void cli_class_labels_free(cli_class_labels *l) {
+    free(l->text);
+    memset(l, 0, sizeof *l);
 }

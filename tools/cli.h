@@ -65,6 +65,15 @@ enum {
     CLI_COMMON_MAX_PARAMS = 64, /* --max-params (commands that build a model) */
 };
 
+/* What --help prints: text for a person, or, for the build's generators of man
+ * pages and shell completion (cmake/gen-docs.sh), the same tables as a man
+ * page or as tab-separated completion data. main.c sets it for the hidden
+ * --help-man and --help-complete arguments. */
+typedef enum { CLI_HELP_TEXT, CLI_HELP_MAN, CLI_HELP_COMPLETE } cli_help_format;
+void cli_set_help_format(cli_help_format format);
+/* Print man-page text with troff's special characters escaped. */
+void cli_man_text(const char *text);
+
 /* Parse argv. For each command option calls on_option(key, optarg, ctx),
  * which returns 0 or a usage error already printed (CLI_USAGE). Positional
  * arguments are moved to the front of argv; *npos gets their count.
@@ -84,8 +93,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out);
 
-/* The bundled default model: $CNNVIZ_MODEL, else samples/model.h5 beside the
- * source tree the binary was built from, else the installed copy. */
+/* The bundled default model: $CNNVIZ_MODEL, else the installed copy
+ * (<prefix>/share/cnnviz/model.h5 beside <prefix>/bin/cnnviz), else
+ * samples/model.h5 in the source tree the binary was built from. */
 const char *cli_default_model(void);
 /* Does this argument name a model file (.h5/.keras/.hdf5) rather than an image? */
 int cli_is_model_path(const char *arg);
@@ -133,6 +143,24 @@ int cli_activated_output(const cnnviz_model *m, int layer);
 /* When layer is such a linear layer, say on stderr (unless quiet) which
  * layer holds its activated output; returns that layer or -1. */
 int cli_note_activated_output(const cnnviz_model *m, int layer, const cli_common *c);
+
+/* A whole text file, NUL-terminated (malloc'd); prints the error and
+ * returns NULL when it cannot be read or is larger than max_bytes. */
+#define CLI_MAX_TEXT_BYTES ((size_t)64 << 20)
+char *cli_read_text(const char *path, size_t max_bytes);
+
+/* Class names for a model's output units: from --class-names FILE (one a
+ * line) or "fashion" (Fashion-MNIST's ten, also used when the model was
+ * trained by cnnviz on it); n = 0 when there are none. Prints the error and
+ * returns nonzero for a file that does not name every class. */
+#define CLI_MAX_CLASSES 1000
+typedef struct {
+    int n;
+    const char *names[CLI_MAX_CLASSES];
+    char *text;
+} cli_class_labels;
+int cli_class_names(const cnnviz_model *m, const char *arg, int classes, cli_class_labels *out);
+void cli_class_labels_free(cli_class_labels *l);
 
 /* Flush stdout and report a write failure (a full disk must not exit 0). */
 int cli_finish_stdout(int rc);

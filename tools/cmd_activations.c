@@ -20,6 +20,9 @@ enum {
     OPT_PIXEL,
     OPT_NO_PREPROCESS,
     OPT_TITLE,
+    OPT_COLS,
+    OPT_NO_INPUT,
+    OPT_NO_PROBS,
 };
 
 #define MAX_CHOSEN 256
@@ -34,6 +37,9 @@ static const cli_option options[] = {
     {"pixel", OPT_PIXEL, "N", "figure pixels per activation (default: tiles of about 80 px)"},
     {"no-preprocess", OPT_NO_PREPROCESS, NULL, "take a 28x28 image as it is (no inversion, cropping or centring)"},
     {"title", OPT_TITLE, "TEXT", "the figure's title (default: the model and image names)"},
+    {"cols", OPT_COLS, "N", "page columns the panels flow into, 1 to 4 (default: what is nearest a page's shape)"},
+    {"no-input", OPT_NO_INPUT, NULL, "leave out the input panel"},
+    {"no-probs", OPT_NO_PROBS, NULL, "leave out the class probabilities"},
     {0},
 };
 
@@ -58,7 +64,7 @@ typedef struct {
     int nlayers;
     const char *output, *dump, *title;
     cnnviz_render_options ro;
-    int preprocess;
+    int preprocess, no_input, no_probs;
 } activations_args;
 
 static int on_option(int key, const char *arg, void *ctx) {
@@ -73,7 +79,17 @@ static int on_option(int key, const char *arg, void *ctx) {
     case OPT_TITLE: a->title = arg; return 0;
     case OPT_NO_PREPROCESS: a->preprocess = 0; return 0;
     case OPT_NORM: return render_cli_norm(spec.name, arg, &a->ro.norm);
-    case OPT_CMAP: return render_cli_cmap(spec.name, arg, &a->ro.cmap);
+    case OPT_CMAP: /* a colormap asked for is used for negative values too */
+        a->ro.one_sided = 1;
+        return render_cli_cmap(spec.name, arg, &a->ro.cmap);
+    case OPT_COLS: {
+        long v;
+        if (cli_parse_int(spec.name, "cols", arg, 1, 4, &v)) return CLI_USAGE;
+        a->ro.columns = (int)v;
+        return 0;
+    }
+    case OPT_NO_INPUT: a->no_input = 1; return 0;
+    case OPT_NO_PROBS: a->no_probs = 1; return 0;
     case OPT_PIXEL: return render_cli_pixel(spec.name, arg, &a->ro.pixel);
     }
     return cli_usage_error(spec.name, "option is not known");
@@ -247,6 +263,7 @@ int cmd_activations(int argc, char **argv) {
     /* the last layer closes the figure as class probabilities when it is a
      * class vector, chosen or not */
     int last = nl - 1, probs_panel = out_shape.rank == 1 && nout >= 2 && nout <= 20;
+    int draw_probs = probs_panel && !a.no_probs;
     int npanels = 0;
     for (int i = 0; i < n; i++) {
         if (probs_panel && chosen[i] == last) continue;
@@ -262,12 +279,12 @@ int cmd_activations(int argc, char **argv) {
         p->data = cnnviz_layer_output(ws, chosen[i]);
         p->kind = CNNVIZ_PANEL_AUTO;
     }
-    if (probs_panel) {
+    int soft = ends_in_softmax(m);
+    if (probs_panel && soft) memcpy(probs, y, (size_t)nout * sizeof *probs);
+    else if (probs_panel) softmax(y, probs, nout);
+    if (draw_probs) {
         cnnviz_layer_info li;
         cnnviz_model_layer_info(m, last, &li);
-        int soft = ends_in_softmax(m);
-        if (soft) memcpy(probs, y, (size_t)nout * sizeof *probs);
-        else softmax(y, probs, nout);
         cnnviz_panel *p = &panels[npanels++];
         p->name = li.name;
         p->class_name = li.class_name;
@@ -288,7 +305,7 @@ int cmd_activations(int argc, char **argv) {
     if ((rc = render_cli_provenance_init(&prov, model_path, NULL))) goto done;
     a.ro.prov = prov.prov;
     if (a.dump && (rc = write_dump(a.dump, m, ws, chosen, n, x))) goto done;
-    if (cnnviz_render_activations(a.output, &input, panels, npanels, &a.ro, &err) != CNNVIZ_OK) {
+    if (cnnviz_render_activations(a.output, a.no_input ? NULL : &input, panels, npanels, &a.ro, &err) != CNNVIZ_OK) {
         rc = cli_report(&err);
         goto done;
     }

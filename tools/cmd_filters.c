@@ -39,6 +39,10 @@ enum {
     OPT_PIXEL,
     OPT_TITLE,
     OPT_PRE_ACTIVATION,
+    OPT_SORT,
+    OPT_TOP,
+    OPT_WEAK,
+    OPT_CLASS_NAMES,
 };
 
 static const cli_option options[] = {
@@ -64,6 +68,10 @@ static const cli_option options[] = {
     {"cmap", OPT_CMAP, "NAME", "colormap: gray (default), viridis, magma or RdBu"},
     {"pixel", OPT_PIXEL, "N", "figure pixels per input pixel (default: tiles of about 80 px)"},
     {"title", OPT_TITLE, "TEXT", "the figure's title"},
+    {"sort", OPT_SORT, "ORDER", "tiles by map (default) or activation (strongest first)"},
+    {"top", OPT_TOP, "K", "draw only the K maps that reached the highest activation (--json and --dump keep all)"},
+    {"weak", OPT_WEAK, "F", "mark maps below F of the layer's best activation as weak (default 0.05; 0: none)"},
+    {"class-names", OPT_CLASS_NAMES, "FILE", "names of an output layer's classes, one a line, or 'fashion'"},
     {"pre-activation", OPT_PRE_ACTIVATION, NULL,
      "for a linear layer whose activation is a layer of its own: its linear output (default: the activated one)"},
     {0},
@@ -104,7 +112,9 @@ static const cli_spec spec = {
 
 typedef struct {
     const char *layer, *maps, *init, *output, *dump, *title;
-    int neuron_set, snapshots, pre_activation;
+    int neuron_set, snapshots, pre_activation, sort_activation, top;
+    float weak;
+    const char *class_names;
     const char *activation_of; /* the linear layer asked for, when the activated output is shown */
     cnnviz_oip_options o;
     cnnviz_render_options ro;
@@ -169,6 +179,14 @@ static int on_option(int key, const char *arg, void *ctx) {
     case OPT_PIXEL: return render_cli_pixel(spec.name, arg, &a->ro.pixel);
     case OPT_TITLE: a->title = arg; return 0;
     case OPT_PRE_ACTIVATION: a->pre_activation = 1; return 0;
+    case OPT_SORT:
+        if (strcmp(arg, "map") && strcmp(arg, "activation"))
+            return cli_usage_error(spec.name, "--sort: '%s' is not map or activation", arg);
+        a->sort_activation = strcmp(arg, "activation") == 0;
+        return 0;
+    case OPT_TOP: return parse_int_opt("top", arg, 1, 1000000, &a->top);
+    case OPT_WEAK: return parse_float_opt("weak", arg, 0, 1, &a->weak);
+    case OPT_CLASS_NAMES: a->class_names = arg; return 0;
     }
     return cli_usage_error(spec.name, "option is not known");
 }
@@ -252,28 +270,58 @@ static void snapshot_path(const char *output, char *buf, size_t n) {
 /* A plain grey PNG: a row per map, a column per snapshot, each tile on the
  * input range (so brightness is comparable along the row), 2x enlarged with
  * a 2-pixel mid-grey gap. Channels are averaged. */
-static int write_snapshots(const char *path, const cnnviz_oip_result *r) {
-    const int zoom = 2, gap = 2;
-    int th = r->h * zoom, tw = r->w * zoom;
-    int H = r->n * th + (r->n - 1) * gap, W = r->nsnap * tw + (r->nsnap - 1) * gap;
-    float *canvas = malloc((size_t)H * W * sizeof *canvas);
-    if (!canvas) return cli_error(NULL, "out of memory");
-    for (size_t i = 0; i < (size_t)H * W; i++) canvas[i] = 0.5f * (r->lo + r->hi);
+/* What shaped the patterns, for the figure's subtitle: every setting that
+ * differs from the plain ascent, so a reader can make the figure again. */
+static void settings_words(const cnnviz_oip_options *o, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "step %g%s, leak %g", (double)o->step, o->constant_step ? " constant" : "",
+                                (double)o->leak);
+#define ADD(...) k += k < n ? (size_t)snprintf(buf + k, n - k, __VA_ARGS__) : 0
+    if (o->jitter) ADD(", jitter %d", o->jitter);
+    if (o->blur_every) ADD(", blur every %d (sigma %g)", o->blur_every, (double)o->blur_sigma);
+    if (o->tv > 0) ADD(", tv %g", (double)o->tv);
+    if (o->l2_decay > 0) ADD(", l2 decay %g", (double)o->l2_decay);
+    if (o->restarts > 1) ADD(", %d restarts", o->restarts);
+    if (o->init == CNNVIZ_OIP_INIT_MULTISCALE) ADD(", multiscale start");
+    else if (o->init == CNNVIZ_OIP_INIT_IMAGE) ADD(", image start");
+#undef ADD
+}
+
+/* How the patterns form: a row per map, a column per snapshot, every tile
+ * on the input range so the contrast growing is seen. */
+static int write_snapshots(const char *path, const filters_args *a, const cnnviz_layer_info *li,
+                           const cnnviz_oip_result *r, const char *model_path, uint64_t seed) {
+    size_t tiles = (size_t)r->n * r->nsnap;
+    char (*label)[48] = malloc(tiles * sizeof *label);
+    const char **labels = malloc(tiles * sizeof *labels);
+    int rc = 0;
+    if (!label || !labels) {
+        rc = cli_error(NULL, "out of memory");
+        goto done;
+    }
     for (int i = 0; i < r->n; i++)
         for (int k = 0; k < r->nsnap; k++) {
-            const float *img = r->snapshots + ((size_t)i * r->nsnap + k) * r->image_size;
-            for (int y = 0; y < th; y++)
-                for (int x = 0; x < tw; x++) {
-                    const float *px = img + ((size_t)(y / zoom) * r->w + x / zoom) * r->c;
-                    float v = 0.0f;
-                    for (int c = 0; c < r->c; c++) v += px[c];
-                    canvas[(size_t)(i * (th + gap) + y) * W + k * (tw + gap) + x] = v / (float)r->c;
-                }
+            size_t t = (size_t)i * r->nsnap + k;
+            snprintf(label[t], sizeof label[t], "map %d \xc2\xb7 step %d", r->map[i], r->snap_step[k]);
+            labels[t] = label[t];
         }
+    char seed_s[32], title[512], settings[256];
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
+    snprintf(title, sizeof title, "how the patterns of %s form \xc2\xb7 a row per map, a column every %d steps \xc2\xb7 seed %s",
+             li->name, a->snapshots, seed_s);
+    settings_words(&a->o, settings, sizeof settings);
+    render_cli_provenance prov;
+    if ((rc = render_cli_provenance_init(&prov, model_path, seed_s))) goto done;
+    cnnviz_render_options ro = a->ro;
+    ro.prov = prov.prov;
+    ro.title = title;
+    cnnviz_pattern_set ps = {li->name, (int)tiles, r->h, r->w, r->c, r->snapshots, NULL, NULL, NULL, labels, 0.0f,
+                             settings, r->nsnap, 1, r->lo, r->hi};
     cnnviz_error err;
     cnnviz_error_clear(&err);
-    int rc = cnnviz_png_write_gray(path, canvas, H, W, r->lo, r->hi, &err) == CNNVIZ_OK ? 0 : cli_report(&err);
-    free(canvas);
+    if (cnnviz_render_patterns(path, &ps, &ro, &err) != CNNVIZ_OK) rc = cli_report(&err);
+done:
+    free(label);
+    free(labels);
     return rc;
 }
 
@@ -325,21 +373,66 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The tiles in the order drawn (--sort), the strongest K only (--top). */
+static int display_order(const filters_args *a, const cnnviz_oip_result *r, int *order) {
+    for (int i = 0; i < r->n; i++) order[i] = i;
+    int by_activation = a->sort_activation || a->top;
+    for (int i = 1; i < r->n && by_activation; i++) /* insertion sort: stable, ties keep map order */
+        for (int j = i; j > 0 && r->activation[order[j]] > r->activation[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int n = a->top && a->top < r->n ? a->top : r->n;
+    if (!a->sort_activation) /* --top alone: the strongest K, drawn in map order */
+        for (int i = 1; i < n; i++)
+            for (int j = i; j > 0 && order[j] < order[j - 1]; j--) {
+                int t = order[j];
+                order[j] = order[j - 1];
+                order[j - 1] = t;
+            }
+    return n;
+}
+
 /* The figure: each tile as the model saw it (transposed back for models
  * trained on transposed images, so the strokes stand upright). */
-static int write_figure(const filters_args *a, const cnnviz_layer_info *li, const cnnviz_oip_result *r, int transpose,
-                        const char *model_path, uint64_t seed) {
-    float *shown = r->image;
-    if (transpose && r->h == r->w && r->c == 1) {
-        shown = malloc((size_t)r->n * r->image_size * sizeof *shown);
-        if (!shown) return cli_error(NULL, "out of memory");
-        memcpy(shown, r->image, (size_t)r->n * r->image_size * sizeof *shown);
-        for (int i = 0; i < r->n; i++) cnnviz_transpose_image(shown + (size_t)i * r->image_size, r->h, r->w);
+static int write_figure(const filters_args *a, const cnnviz_model *m, const cnnviz_layer_info *li,
+                        const cnnviz_oip_result *r, int transpose, const char *model_path, uint64_t seed) {
+    int *order = malloc((size_t)r->n * sizeof *order), *map = malloc((size_t)r->n * sizeof *map);
+    int *dead = malloc((size_t)r->n * sizeof *dead);
+    float *act = malloc((size_t)r->n * sizeof *act), *shown = malloc((size_t)r->n * r->image_size * sizeof *shown);
+    char (*label)[64] = malloc((size_t)r->n * sizeof *label);
+    const char **labels = malloc((size_t)r->n * sizeof *labels);
+    cli_class_labels names = {0};
+    int rc = 0;
+    if (!order || !map || !dead || !act || !shown || !label || !labels) {
+        rc = cli_error(NULL, "out of memory");
+        goto done;
     }
-    char seed_s[32], title[512];
+    /* an output layer's units are classes */
+    int is_output = li->index == cnnviz_model_num_layers(m) - 1 && li->output_shape.rank == 1;
+    if (is_output && (rc = cli_class_names(m, a->class_names, li->output_shape.dim[0], &names))) goto done;
+    int n = display_order(a, r, order);
+    for (int i = 0; i < n; i++) {
+        int k = order[i];
+        map[i] = r->map[k];
+        dead[i] = r->dead[k];
+        act[i] = r->activation[k];
+        float *img = shown + (size_t)i * r->image_size;
+        memcpy(img, r->image + (size_t)k * r->image_size, r->image_size * sizeof *img);
+        if (transpose && r->h == r->w && r->c == 1) cnnviz_transpose_image(img, r->h, r->w);
+        if (names.n) snprintf(label[i], sizeof label[i], "%d %s", map[i], names.names[map[i]]);
+        else snprintf(label[i], sizeof label[i], is_output ? "class %d" : "map %d", map[i]);
+        labels[i] = label[i];
+    }
+    char seed_s[32], title[512], settings[256], words[320];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
+    settings_words(&a->o, settings, sizeof settings);
+    snprintf(words, sizeof words, "%s%s", settings,
+             n < r->n ? (a->sort_activation ? ", strongest first" : ", the strongest only")
+                      : a->sort_activation ? ", strongest first" : "");
     render_cli_provenance prov;
-    int rc = render_cli_provenance_init(&prov, model_path, seed_s);
+    rc = render_cli_provenance_init(&prov, model_path, seed_s);
     if (!rc) {
         cnnviz_render_options ro = a->ro;
         ro.prov = prov.prov;
@@ -356,12 +449,15 @@ static int write_figure(const filters_args *a, const cnnviz_layer_info *li, cons
             snprintf(title, sizeof title, "patterns that excite %s \xc2\xb7 %d steps \xc2\xb7 seed %s", shows,
                      a->o.steps, seed_s);
         ro.title = a->title ? a->title : title;
-        cnnviz_pattern_set ps = {li->name, r->n, r->h, r->w, r->c, shown, r->map, r->activation, r->dead};
+        cnnviz_pattern_set ps = {li->name, n, r->h, r->w, r->c, shown, map, act, dead, labels, a->weak, words,
+                                 0, 0, 0.0f, 0.0f};
         cnnviz_error err;
         cnnviz_error_clear(&err);
         if (cnnviz_render_patterns(a->output, &ps, &ro, &err) != CNNVIZ_OK) rc = cli_report(&err);
     }
-    if (shown != r->image) free(shown);
+done:
+    cli_class_labels_free(&names);
+    free(order), free(map), free(dead), free(act), free(shown), free(label), free(labels);
     return rc;
 }
 
@@ -370,6 +466,7 @@ int cmd_filters(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     cnnviz_oip_options_init(&a.o);
     a.ro = cnnviz_render_options_default();
+    a.weak = 0.05f;
     a.output = "filters.png";
     cli_common common;
     int npos;
@@ -466,8 +563,8 @@ int cmd_filters(int argc, char **argv) {
         if ((rc = write_dump(a.dump, &r))) goto done;
         wrote_dump = 1;
     }
-    if ((rc = write_figure(&a, &li, &r, common.transpose, model_path, common.seed))) goto done;
-    if (a.snapshots && (rc = write_snapshots(snap_path, &r))) {
+    if ((rc = write_figure(&a, m, &li, &r, common.transpose, model_path, common.seed))) goto done;
+    if (a.snapshots && (rc = write_snapshots(snap_path, &a, &li, &r, model_path, common.seed))) {
         unlink(a.output);
         goto done;
     }

@@ -6,7 +6,7 @@
 #include "cnnviz/render.h"
 #include "render_cli.h"
 
-enum { OPT_CMAP = OPT_FIRST_COMMAND_OPTION, OPT_PIXEL, OPT_TITLE };
+enum { OPT_CMAP = OPT_FIRST_COMMAND_OPTION, OPT_PIXEL, OPT_TITLE, OPT_TOP, OPT_NO_FOLD };
 
 static const cli_option options[] = {
     {"layer", 'l', "L", "the Conv2D (or Dense) layer, by Keras name or index (default: the first Conv2D)"},
@@ -14,6 +14,9 @@ static const cli_option options[] = {
     {"cmap", OPT_CMAP, "NAME", "colormap: RdBu (default), gray, viridis or magma; the scale is always symmetric around 0"},
     {"pixel", OPT_PIXEL, "N", "figure pixels per weight (default: 16 for first-layer tiles, 4 in a matrix)"},
     {"title", OPT_TITLE, "TEXT", "the figure's title"},
+    {"top", OPT_TOP, "K", "layers with more than 8 inputs: a heatmap of kernel norms and each map's K strongest\n"
+                          "                           inputs (default 4); 0: the whole out x in matrix"},
+    {"no-fold", OPT_NO_FOLD, NULL, "a Dense layer after Flatten as its (in, out) matrix, not folded onto the maps"},
     {0},
 };
 
@@ -22,8 +25,11 @@ static const cli_spec spec = {
     .usage = "[MODEL] [--layer L] [options]",
     .summary = "Draw a layer's learned kernels on a symmetric scale around 0 (RdBu: red negative, blue\n"
                "positive). A layer on a one-channel input (conv1) gets a tile per map with its bias\n"
-               "under it; deeper Conv2D layers get an out x in matrix of kh x kw kernels, grouped by 8,\n"
-               "with the biases in a column beside it.",
+               "under it. A deeper Conv2D gets a heatmap of the L2 norm of each (map, input) kernel and,\n"
+               "for each map, the kernels of its strongest inputs (--top; up to 8 inputs, or --top 0:\n"
+               "an out x in matrix of kernels grouped by 8, with the biases beside it). A Dense layer\n"
+               "after Flatten is folded back onto the maps it reads: each unit's weights as kernels the\n"
+               "size of those maps (an MLP on 28x28 pixels: a 28x28 tile per unit).",
     .details = NULL,
     .options = options,
     .common = CLI_COMMON_QUIET,
@@ -32,6 +38,7 @@ static const cli_spec spec = {
 typedef struct {
     const char *layer, *output, *title;
     cnnviz_render_options ro;
+    int top, top_set, no_fold;
 } kernels_args;
 
 static int on_option(int key, const char *arg, void *ctx) {
@@ -42,6 +49,14 @@ static int on_option(int key, const char *arg, void *ctx) {
     case OPT_TITLE: a->title = arg; return 0;
     case OPT_CMAP: return render_cli_cmap(spec.name, arg, &a->ro.cmap);
     case OPT_PIXEL: return render_cli_pixel(spec.name, arg, &a->ro.pixel);
+    case OPT_NO_FOLD: a->no_fold = 1; return 0;
+    case OPT_TOP: {
+        long v;
+        if (cli_parse_int(spec.name, "top", arg, 0, 64, &v)) return CLI_USAGE;
+        a->top = (int)v;
+        a->top_set = 1;
+        return 0;
+    }
     }
     return cli_usage_error(spec.name, "option is not known");
 }
@@ -98,7 +113,23 @@ int cmd_kernels(int argc, char **argv) {
                        li.class_name);
         goto done;
     }
-    cnnviz_kernel_panel kp = {li.name, li.class_name, kernel->shape, kernel->data, bias ? bias->data : NULL};
+    cnnviz_kernel_panel kp = {li.name, li.class_name, kernel->shape, kernel->data, bias ? bias->data : NULL, 0, 0};
+    /* a Dense after Flatten of (H,W,C) maps: its (H*W*C, units) kernel is laid out as (H,W,C,units) */
+    cnnviz_shape maps = {0, {0}};
+    if (li.type == CNNVIZ_LAYER_DENSE && idx > 0) {
+        cnnviz_layer_info prev;
+        cnnviz_model_layer_info(m, idx - 1, &prev);
+        if (prev.type == CNNVIZ_LAYER_FLATTEN) maps = prev.input_shape;
+    } else if (li.type == CNNVIZ_LAYER_DENSE && li.input_shape.rank == 1 && li.input_shape.dim[0] == 784) {
+        maps = cnnviz_shape3(28, 28, 1); /* an MLP on flat MNIST pixels */
+    }
+    if (!a.no_fold && maps.rank >= 2) {
+        int c = maps.rank == 3 ? maps.dim[2] : 1;
+        kp.shape = (cnnviz_shape){4, {maps.dim[0], maps.dim[1], c, kernel->shape.dim[1]}};
+        kp.folded = 1;
+    }
+    int inputs = kp.shape.rank == 4 ? kp.shape.dim[2] : 1;
+    kp.top = a.top_set ? a.top : inputs > 8 ? 4 : 0;
     char title[512];
     const char *slash = strrchr(model_path, '/');
     snprintf(title, sizeof title, "kernels \xc2\xb7 %s", slash ? slash + 1 : model_path);

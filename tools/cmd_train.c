@@ -198,38 +198,13 @@ static int check_writable(const char *path) {
     return 0;
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error(path, "cannot open (%s)", strerror(errno));
-        return NULL;
-    }
-    size_t cap = 65536, n = 0, got;
-    char *s = malloc(cap);
-    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 < cap) continue;
-        char *bigger = realloc(s, cap *= 2);
-        if (!bigger) free(s);
-        s = bigger;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!s || bad) {
-        free(s);
-        cli_error(path, "cannot read");
-        return NULL;
-    }
-    s[n] = 0;
-    return s;
-}
 
 static cnnviz_model *build_model(const train_opts *o, size_t max_params) {
     cnnviz_model *m = NULL;
     cnnviz_error err;
     cnnviz_error_clear(&err);
     if (o->config) {
-        char *text = read_text(o->config);
+        char *text = cli_read_text(o->config, CLI_MAX_TEXT_BYTES);
         if (!text) return NULL;
         cnnviz_load_options opt;
         cnnviz_load_options_init(&opt);
@@ -367,10 +342,15 @@ static void print_json(const cnnviz_train_result *res) {
 }
 
 static int save(cnnviz_model *m, const cnnviz_train_config *cfg, const cnnviz_train_result *res, const char *arch,
-                const char *path) {
+                const train_opts *o, const char *path) {
     cnnviz_error err;
     cnnviz_error_clear(&err);
-    if (cnnviz_train_record_meta(m, cfg, res, arch, &err) || cnnviz_model_save(m, path, &err)) {
+    /* what the val_* curves measured: plot history labels a test set so */
+    const char *val = !res->has_val ? NULL : o->split_set ? "split" : "test";
+    if (cnnviz_train_record_meta(m, cfg, res, arch, &err) ||
+        (val && cnnviz_model_set_meta(m, "cnnviz_validation", val, &err)) ||
+        cnnviz_model_set_meta(m, "cnnviz_dataset", o->dataset && strncmp(o->dataset, "fashion", 7) == 0 ? "fashion" : "mnist", &err) ||
+        cnnviz_model_save(m, path, &err)) {
         if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
         return cli_report(&err);
     }
@@ -442,7 +422,7 @@ int cmd_train(int argc, char **argv) {
     cli_progress_end(&rep.bar);
     if (st == CNNVIZ_ERR_NUMERIC) {
         /* keep the last good checkpoint: the weights of the last complete epoch */
-        if (res.epochs_done > 0 && save(m, &cfg, &res, arch, o.output) == 0)
+        if (res.epochs_done > 0 && save(m, &cfg, &res, arch, &o, o.output) == 0)
             cli_error(o.output, "the loss became NaN or infinite at epoch %d, batch %d; saved the weights of epoch %d, "
                       "the last complete one", res.nan_epoch, res.nan_batch, res.epochs_done);
         else if (res.epochs_done == 0)
@@ -454,7 +434,7 @@ int cmd_train(int argc, char **argv) {
         cli_report(&err);
         goto done;
     }
-    if (save(m, &cfg, &res, arch, o.output)) goto done;
+    if (save(m, &cfg, &res, arch, &o, o.output)) goto done;
     if (common.json) print_json(&res);
     if (!common.quiet) {
         const cnnviz_epoch_stats *last = &res.history[res.epochs_done - 1];

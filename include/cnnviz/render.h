@@ -66,6 +66,8 @@ typedef struct {
     cnnviz_norm norm;
     int pixel;        /* figure pixels per map pixel; 0 = automatic (tiles of about 80 px) */
     const char *title;/* first line of the figure; NULL = a default per figure */
+    int columns;      /* activations: panels flow into this many page columns; 0 = what fits a page best */
+    int one_sided;    /* activations: draw panels with negative values in cmap too (default: RdBu around 0) */
     cnnviz_provenance prov;
 } cnnviz_render_options;
 
@@ -99,14 +101,21 @@ cnnviz_status cnnviz_render_activations(const char *path, const cnnviz_panel *in
 /* --- kernels ---------------------------------------------------------------- */
 /* A Conv2D kernel (kh,kw,in,out) and its bias (out) or NULL, drawn on a
  * symmetric RdBu scale around 0 (blue positive, red negative, as matplotlib's
- * RdBu). in == 1: one tile per output map with its bias under it; in > 1: an
- * out x in matrix of kh x kw tiles, rows grouped by 8, with a bias column.
- * A Dense kernel (in,out) is drawn as one in x out matrix. */
+ * RdBu). in == 1: one tile per output map with its bias under it; in > 1
+ * with top == 0: an out x in matrix of kh x kw tiles, rows grouped by 8,
+ * with a bias column; in > 1 with top = K: a heatmap of each (output,
+ * input) kernel's L2 norm, and for each output map the kernels of its K
+ * strongest inputs, labelled with the input. A Dense kernel (in,out) is
+ * drawn as one in x out matrix; a Dense after Flatten of (H,W,C) maps has
+ * the same memory layout as a (H,W,C,units) kernel and can be drawn as one
+ * ("folded back" onto the maps, unit = output map; set folded). */
 typedef struct {
     const char *name, *class_name;
     cnnviz_shape shape; /* (kh,kw,in,out) or (in,out) */
     const float *kernel;
     const float *bias;  /* (out) or NULL */
+    int top;            /* in > 1: the strongest inputs per output map drawn (0: the whole matrix) */
+    int folded;         /* a Dense kernel drawn as (H,W,C,units): units, maps of the layer before */
 } cnnviz_kernel_panel;
 
 cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel *k, const cnnviz_render_options *opt,
@@ -119,12 +128,20 @@ cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel 
  * Two panels side by side: loss and accuracy per epoch, training and validation. */
 cnnviz_status cnnviz_render_history(const char *path, const char *history_json, const cnnviz_render_options *opt,
                                     cnnviz_error *err);
+/* The same with the second curve named val_label ("test" when it is the
+ * test set; NULL: "validation"). Both mark the best epoch: the highest
+ * validation accuracy, else training accuracy, else the lowest loss. */
+cnnviz_status cnnviz_render_history_labelled(const char *path, const char *history_json, const char *val_label,
+                                             const cnnviz_render_options *opt, cnnviz_error *err);
 
 /* --- gradient-ascent patterns ---------------------------------------------------- */
 /* n images (n,h,w,c), c = 1 (drawn with opt->cmap, each tile on its own range)
  * or 3 (RGB, each tile stretched to its own range). Each tile is labelled
- * with map[i] and activation[i]; dead[i] != 0 greys the tile out and marks it
- * "dead". map, activation, dead may be NULL (index i, no value, none dead). */
+ * with labels[i] (or "map <map[i]>") and activation[i]; dead[i] != 0 greys
+ * the tile out and marks it "dead"; a map whose activation is below
+ * weak_fraction of the largest is framed and marked "weak". map,
+ * activation, dead, labels, settings may be NULL (index i, no value, none
+ * dead); weak_fraction 0 marks none; cols 0 = a near-square grid. */
 typedef struct {
     const char *layer;      /* Keras name for the title */
     int n, h, w, c;
@@ -132,6 +149,12 @@ typedef struct {
     const int *map;
     const float *activation;
     const int *dead;
+    const char *const *labels; /* a label per tile, e.g. "class 3" */
+    float weak_fraction;
+    const char *settings;   /* what shaped the patterns, for the subtitle ("200 steps, jitter 2, ...") */
+    int cols;
+    int shared_range;       /* every tile on [lo, hi] instead of its own range */
+    float lo, hi;
 } cnnviz_pattern_set;
 
 cnnviz_status cnnviz_render_patterns(const char *path, const cnnviz_pattern_set *p, const cnnviz_render_options *opt,

@@ -1,6 +1,8 @@
-/* The activations figure: the model input, then one panel per layer from
- * top to bottom: a grid of maps for (H,W,C) outputs, a strip of cells for
- * flat ones, and a bar chart for the class probabilities. */
+/* The activations figure: the model input, then one panel per layer in
+ * model order, down page columns: a grid of maps for (H,W,C) outputs, a
+ * strip of cells for flat ones, and a bar chart for the class
+ * probabilities. Panels with negative values are drawn on RdBu centred at
+ * 0 (blue positive), and maps that are zero everywhere are crossed out. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,8 @@ enum {
     BAR_GAP = 10,
     BAR_PLOT_H = 110,
     BAR_AXIS_W = 34,
+    COLUMN_GAP = 40,   /* between page columns */
+    MAX_COLUMNS = 4,
 };
 
 typedef struct {
@@ -52,6 +56,8 @@ typedef struct {
     float dlo, dhi; /* data range */
     int gray;       /* the input is always drawn in grey on its own range */
     int per_map;    /* norm map */
+    int diverging;  /* negative values: RdBu on a range symmetric around 0 */
+    int zero_maps;  /* grid maps that are 0 everywhere */
     char title[256], info[256];
 } panel_layout;
 
@@ -90,6 +96,13 @@ static int fitting_columns(int n, int pitch_w) {
     return best;
 }
 
+/* [lo, hi] widened to [-a, a]: 0 at the middle of a diverging map */
+static void symmetric(float *lo, float *hi) {
+    float a = fmaxf(fabsf(*lo), fabsf(*hi));
+    *lo = -a;
+    *hi = a;
+}
+
 static void map_view(const panel_layout *pl, int m, render_map *out) {
     out->data = pl->src->data + m;
     out->h = pl->h;
@@ -111,6 +124,13 @@ static void map_range(const panel_layout *pl, int m, float *lo, float *hi) {
     }
     *lo = a;
     *hi = b;
+}
+
+static int map_is_zero(const panel_layout *pl, int m) {
+    const float *d = pl->src->data + m;
+    for (size_t i = 0; i < (size_t)pl->h * pl->w; i++)
+        if (d[i * pl->c] != 0.0f) return 0;
+    return 1;
 }
 
 static void fmt_range(char *buf, size_t n, float lo, float hi) {
@@ -173,6 +193,7 @@ static void shape_panel(panel_layout *pl, const cnnviz_panel *src, int is_input,
         pl->cell_h = label + pl->tile_h + (pl->per_map ? RANGE_H : 0) + GAP_Y;
         pl->grid_w = pl->cols * pl->pitch_w + (pl->cols - 1) * GAP_X;
         pl->grid_h = pl->rows * pl->cell_h - GAP_Y;
+        for (int m = 0; m < pl->n && !is_input; m++) pl->zero_maps += map_is_zero(pl, m);
         return;
     }
     pl->kind = PANEL_STRIP;
@@ -209,8 +230,13 @@ static void panel_titles(panel_layout *pl, int is_input) {
                  s->class_name ? s->class_name : "", s->class_name ? " " : "", shape, s->note ? " \xc2\xb7 " : "",
                  s->note ? s->note : "", label, (double)s->data[k]);
     } else {
-        snprintf(pl->info, sizeof pl->info, "%s%s%s%s%s \xc2\xb7 values %s", s->class_name ? s->class_name : "",
-                 s->class_name ? " " : "", shape, s->note ? " \xc2\xb7 " : "", s->note ? s->note : "", range);
+        char zeros[64] = "";
+        if (pl->zero_maps)
+            snprintf(zeros, sizeof zeros, " \xc2\xb7 %d map%s all 0 (crossed)", pl->zero_maps,
+                     pl->zero_maps == 1 ? "" : "s");
+        snprintf(pl->info, sizeof pl->info, "%s%s%s%s%s \xc2\xb7 values %s%s%s", s->class_name ? s->class_name : "",
+                 s->class_name ? " " : "", shape, s->note ? " \xc2\xb7 " : "", s->note ? s->note : "", range,
+                 pl->diverging ? " \xc2\xb7 RdBu around 0" : "", zeros);
     }
 }
 
@@ -232,12 +258,23 @@ static void draw_grid(render_canvas *cv, const panel_layout *pl, const uint8_t (
         int col = m % pl->cols, row = m / pl->cols;
         int tx = x0 + col * (pl->pitch_w + GAP_X) + (pl->pitch_w - pl->tile_w) / 2, ty = y0 + row * pl->cell_h + label;
         float lo = pl->lo, hi = pl->hi;
-        if (pl->per_map) map_range(pl, m, &lo, &hi);
+        if (pl->per_map) {
+            map_range(pl, m, &lo, &hi);
+            if (pl->diverging) symmetric(&lo, &hi);
+        }
         render_map view;
         map_view(pl, m, &view);
         render_paint_map(cv, tx, ty, &view, pl->p, pl->p, lut, lo, hi);
         render_frame(cv, tx, ty, pl->tile_w, pl->tile_h, COLOR_FRAME);
-        render_set_rgb(cv->cr, COLOR_MUTED);
+        int zero = pl->zero_maps && map_is_zero(pl, m);
+        if (zero) { /* nothing there on this input: say so rather than show a flat tile */
+            render_set_rgb(cv->cr, COLOR_DEAD);
+            cairo_set_line_width(cv->cr, 1);
+            cairo_move_to(cv->cr, tx + 0.5, ty + pl->tile_h - 0.5);
+            cairo_line_to(cv->cr, tx + pl->tile_w - 0.5, ty + 0.5);
+            cairo_stroke(cv->cr);
+        }
+        render_set_rgb(cv->cr, zero ? COLOR_DEAD : COLOR_MUTED);
         if (label) {
             snprintf(buf, sizeof buf, "%d", m);
             render_text(cv, tx + pl->tile_w / 2.0, ty - 3, FONT_REGULAR, TEXT_LABEL, ALIGN_CENTER, buf);
@@ -325,6 +362,8 @@ static void draw_probs(render_canvas *cv, const panel_layout *pl) {
 /* --- the figure ------------------------------------------------------------------- */
 
 static void colour_ranges(panel_layout *pl, int n, const cnnviz_render_options *opt) {
+    for (int i = 1; i < n; i++) /* [0] is the input: grey, its own range */
+        pl[i].diverging = pl[i].src && pl[i].kind != PANEL_PROBS && !opt->one_sided && pl[i].dlo < 0;
     int any = 0;
     float glo = 0, ghi = 0;
     for (int i = 1; i < n; i++) { /* [0] is the input, never part of the global range */
@@ -345,7 +384,69 @@ static void colour_ranges(panel_layout *pl, int n, const cnnviz_render_options *
             pl[i].lo = opt->norm.lo;
             pl[i].hi = opt->norm.hi;
         }
+        if (pl[i].diverging && opt->norm.kind != CNNVIZ_NORM_FIXED) symmetric(&pl[i].lo, &pl[i].hi);
     }
+}
+
+/* Panels in model order, split into `cols` consecutive runs (page columns,
+ * read down then across) so that the tallest column is as short as it can
+ * be: first[c] is the first panel of column c, first[cols] = n. */
+static int split_columns(const int *height, int n, int cols, int *first) {
+    /* best[c][i]: the tallest of c columns holding panels 0..i-1, at its least */
+    int best[MAX_COLUMNS + 1][64], cut[MAX_COLUMNS + 1][64];
+    for (int i = 0; i <= n; i++) best[1][i] = i ? best[1][i - 1] + height[i - 1] : 0, cut[1][i] = 0;
+    for (int c = 2; c <= cols; c++)
+        for (int i = 0; i <= n; i++) {
+            best[c][i] = best[c - 1][i];
+            cut[c][i] = i;
+            int run = 0;
+            for (int j = i - 1; j >= 0; j--) { /* column c holds panels j..i-1 */
+                run += height[j];
+                int tallest = run > best[c - 1][j] ? run : best[c - 1][j];
+                if (tallest < best[c][i]) best[c][i] = tallest, cut[c][i] = j;
+            }
+        }
+    first[cols] = n;
+    for (int c = cols, i = n; c >= 1; c--) first[c - 1] = i = c > 1 ? cut[c][i] : 0;
+    return best[cols][n];
+}
+
+/* Sets each panel's x and y for `cols` page columns (0: the count in
+ * 1..MAX_COLUMNS whose figure is nearest a page's shape, sqrt(2) either
+ * way); widens *width to the columns' span. Returns the count used. */
+static int place_columns(panel_layout *pl, const int *order, const int *height, int np, int cols, int top,
+                         double *width) {
+    int first[MAX_COLUMNS + 1];
+    if (cols <= 0) {
+        double best = INFINITY;
+        for (int c = 1; c <= MAX_COLUMNS && c <= np; c++) {
+            int tallest = split_columns(height, np, c, first), w = -COLUMN_GAP;
+            for (int k = 0; k < c; k++) {
+                int cw = 0;
+                for (int j = first[k]; j < first[k + 1]; j++) cw = pl[order[j]].width > cw ? pl[order[j]].width : cw;
+                w += cw + COLUMN_GAP;
+            }
+            double aspect = fmax(w, *width) / (double)(tallest + top), off = fabs(log(fmax(aspect, 1 / aspect)) - log(sqrt(2)));
+            if (off < best - 1e-9) best = off, cols = c;
+        }
+    }
+    if (cols > np) cols = np > 0 ? np : 1;
+    if (cols > MAX_COLUMNS) cols = MAX_COLUMNS;
+    split_columns(height, np, cols, first);
+    int x = MARGIN;
+    for (int c = 0; c < cols; c++) {
+        int y = top, cw = 0;
+        for (int j = first[c]; j < first[c + 1]; j++) {
+            panel_layout *p = &pl[order[j]];
+            p->x = x;
+            p->y = y;
+            y += height[j];
+            cw = p->width > cw ? p->width : cw;
+        }
+        x += cw + COLUMN_GAP;
+    }
+    *width = fmax(*width, x - COLUMN_GAP - MARGIN);
+    return cols;
 }
 
 static void norm_words(const cnnviz_render_options *opt, char *buf, size_t n) {
@@ -385,7 +486,8 @@ cnnviz_status cnnviz_render_activations(const char *path, const cnnviz_panel *in
     norm_words(&opt, subtitle, sizeof subtitle);
     double width = fmax(render_text_width(measure, FONT_BOLD, TEXT_FIGURE_TITLE, title),
                         render_text_width(measure, FONT_REGULAR, TEXT_NOTE, subtitle));
-    int y = MARGIN + HEADER_H;
+    /* each panel's size, then page columns */
+    int order[64], height[64], np = 0;
     for (int i = 0; i < n; i++) {
         if (!pl[i].src) continue;
         panel_titles(&pl[i], i == 0);
@@ -400,15 +502,21 @@ cnnviz_status cnnviz_render_activations(const char *path, const cnnviz_panel *in
             body_w += CBAR_GAP + CBAR_W + pl[i].cbar_label_w;
             if (pl[i].cbar_h > body_h) body_h = pl[i].cbar_h;
         }
-        pl[i].x = MARGIN;
-        pl[i].y = y;
         pl[i].width = (int)fmax(tw, body_w);
         pl[i].height = TITLE_H + body_h;
-        width = fmax(width, pl[i].width);
-        y += pl[i].height + PANEL_GAP;
+        if (np < 64) {
+            order[np] = i;
+            height[np++] = pl[i].height + PANEL_GAP;
+        }
     }
     cairo_destroy(measure);
-    int fig_w = (int)ceil(width) + 2 * MARGIN, fig_h = y - PANEL_GAP + MARGIN;
+    int cols = place_columns(pl, order, height, np, opt.columns, MARGIN + HEADER_H, &width);
+    (void)cols;
+    int fig_w = (int)ceil(width) + 2 * MARGIN, fig_h = 0;
+    for (int k = 0; k < np; k++) {
+        int bottom = pl[order[k]].y + pl[order[k]].height + MARGIN;
+        if (bottom > fig_h) fig_h = bottom;
+    }
 
     render_canvas cv;
     cnnviz_status st = render_canvas_open(&cv, path, fig_w, fig_h, title, &opt, err);
@@ -422,7 +530,8 @@ cnnviz_status cnnviz_render_activations(const char *path, const cnnviz_panel *in
     render_text(&cv, MARGIN, MARGIN + 36, FONT_REGULAR, TEXT_NOTE, ALIGN_LEFT, subtitle);
     for (int i = 0; i < n; i++) {
         if (!pl[i].src) continue;
-        const uint8_t(*lut)[3] = cnnviz_cmap_lut(pl[i].gray ? CNNVIZ_CMAP_GRAY : opt.cmap);
+        const uint8_t(*lut)[3] =
+            cnnviz_cmap_lut(pl[i].gray ? CNNVIZ_CMAP_GRAY : pl[i].diverging ? CNNVIZ_CMAP_RDBU : opt.cmap);
         draw_title(&cv, &pl[i]);
         if (pl[i].kind == PANEL_PROBS) {
             draw_probs(&cv, &pl[i]);

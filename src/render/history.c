@@ -99,7 +99,48 @@ static void draw_line(render_canvas *cv, const double *v, int n, double x0, doub
     }
 }
 
-static void draw_plot(render_canvas *cv, const series_pair *s, int x, int y, int epochs, int legend_top) {
+/* The best epoch (1-based): highest validation accuracy, else highest
+ * training accuracy, else lowest validation or training loss; the first
+ * of ties, as Keras' ModelCheckpoint(save_best_only) keeps it. 0: none. */
+static int best_epoch(const series_pair s[2], const char *val_label, char *what, size_t n) {
+    const struct { const double *v; int n, higher; } order[4] = {
+        {s[1].val, s[1].nval, 1}, {s[1].train, s[1].ntrain, 1}, {s[0].val, s[0].nval, 0}, {s[0].train, s[0].ntrain, 0}};
+    for (int k = 0; k < 4; k++) {
+        int best = 0;
+        for (int i = 0; i < order[k].n; i++) {
+            double v = order[k].v[i];
+            if (isfinite(v) && (!best || (order[k].higher ? v > order[k].v[best - 1] : v < order[k].v[best - 1])))
+                best = i + 1;
+        }
+        if (best) {
+            char v[32];
+            snprintf(v, sizeof v, "%.4g", order[k].v[best - 1]);
+            snprintf(what, n, "%s %s %s", k % 2 == 0 ? val_label : "training", k < 2 ? "accuracy" : "loss", v);
+            return best;
+        }
+    }
+    return 0;
+}
+
+/* Epoch ticks: every epoch up to 12, else "nice" steps with epoch 1 always
+ * labelled (a step of 5 from 0 would leave the first epoch unlabelled). */
+static int epoch_ticks(int epochs, double *ticks, int cap) {
+    int nt = 0;
+    if (epochs <= 12) {
+        for (int e = 1; e <= epochs && nt < cap; e++) ticks[nt++] = e;
+        return nt;
+    }
+    double nice[32];
+    int nn = render_nice_ticks(1, epochs, 8, nice, 32);
+    double step = nn > 1 ? nice[1] - nice[0] : epochs;
+    ticks[nt++] = 1;
+    for (int i = 0; i < nn && nt < cap; i++)
+        if (nice[i] == floor(nice[i]) && nice[i] >= 1 + step / 2) ticks[nt++] = nice[i];
+    return nt;
+}
+
+static void draw_plot(render_canvas *cv, const series_pair *s, int x, int y, int epochs, int legend_top,
+                      const char *val_label, int best) {
     cairo_t *cr = cv->cr;
     char buf[48];
     int px = x + AXIS_L, py = y + TITLE_H, pw = PLOT_W, ph = PLOT_H;
@@ -124,14 +165,8 @@ static void draw_plot(render_canvas *cv, const series_pair *s, int x, int y, int
         render_format_tick(buf, sizeof buf, ticks[i], nt > 1 ? ticks[1] - ticks[0] : 1);
         render_text(cv, px - 6, ty + 3.5, FONT_REGULAR, TEXT_LABEL, ALIGN_RIGHT, buf);
     }
-    if (epochs <= 12) { /* few epochs: label every one */
-        nt = 0;
-        for (int e = 1; e <= epochs; e++) ticks[nt++] = e;
-    } else {
-        nt = render_nice_ticks(1, epochs, 8, ticks, 32);
-    }
+    nt = epoch_ticks(epochs, ticks, 32);
     for (int i = 0; i < nt; i++) {
-        if (ticks[i] != floor(ticks[i])) continue; /* whole epochs only */
         double tx = floor(px + ticks[i] * xs) + 0.5;
         render_set_rgb(cr, COLOR_GRID);
         cairo_move_to(cr, tx, py);
@@ -147,6 +182,15 @@ static void draw_plot(render_canvas *cv, const series_pair *s, int x, int y, int
     cairo_save(cr);
     cairo_rectangle(cr, px, py, pw, ph);
     cairo_clip(cr);
+    if (best) { /* the best epoch: a dotted rule under the curves */
+        double bx = floor(px + best * xs) + 0.5, d[2] = {2, 3};
+        render_set_rgb(cr, COLOR_MUTED);
+        cairo_set_dash(cr, d, 2, 0);
+        cairo_move_to(cr, bx, py);
+        cairo_line_to(cr, bx, py + ph);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+    }
     if (s->train) draw_line(cv, s->train, s->ntrain, px, xs, base, lo, ys, COLOR_C0, 0);
     if (s->val) draw_line(cv, s->val, s->nval, px, xs, base, lo, ys, COLOR_C1, 1);
     cairo_restore(cr);
@@ -167,7 +211,7 @@ static void draw_plot(render_canvas *cv, const series_pair *s, int x, int y, int
         if (!v) continue;
         char last[32];
         render_format_number(last, sizeof last, v[n - 1]);
-        snprintf(text[k], sizeof text[k], "%s (last %s)", k ? "validation" : "training", last);
+        snprintf(text[k], sizeof text[k], "%s (last %s)", k ? val_label : "training", last);
         tw = fmax(tw, render_text_width(cr, FONT_REGULAR, TEXT_LABEL, text[k]));
     }
     int lw = 44 + (int)ceil(tw), lh = 10 + 16 * rows;
@@ -199,8 +243,14 @@ static void draw_plot(render_canvas *cv, const series_pair *s, int x, int y, int
     }
 }
 
-cnnviz_status cnnviz_render_history(const char *path, const char *history_json, const cnnviz_render_options *opt_in,
+cnnviz_status cnnviz_render_history(const char *path, const char *history_json, const cnnviz_render_options *opt,
                                     cnnviz_error *err) {
+    return cnnviz_render_history_labelled(path, history_json, NULL, opt, err);
+}
+
+cnnviz_status cnnviz_render_history_labelled(const char *path, const char *history_json, const char *val_label,
+                                             const cnnviz_render_options *opt_in, cnnviz_error *err) {
+    if (!val_label) val_label = "validation";
     cnnviz_render_options opt = opt_in ? *opt_in : cnnviz_render_options_default();
     if (render_format_of(path, err) < 0) return CNNVIZ_ERR_INVALID;
     if (!history_json) return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "no training history given");
@@ -227,8 +277,11 @@ cnnviz_status cnnviz_render_history(const char *path, const char *history_json, 
     else if (!panels) st = cnnviz_error_set(err, CNNVIZ_ERR_FORMAT, "", "the training history has no loss or accuracy");
     if (st == CNNVIZ_OK) {
         const char *title = opt.title ? opt.title : "training history";
-        char sub[96];
-        snprintf(sub, sizeof sub, "%d epoch%s \xc2\xb7 training solid, validation dashed", epochs, epochs == 1 ? "" : "s");
+        char sub[200], best_s[112] = "", what[64];
+        int best = best_epoch(s, val_label, what, sizeof what);
+        if (best) snprintf(best_s, sizeof best_s, " \xc2\xb7 best epoch %d, %s (dotted)", best, what);
+        snprintf(sub, sizeof sub, "%d epoch%s \xc2\xb7 training solid, %s dashed%s", epochs, epochs == 1 ? "" : "s",
+                 val_label, best_s);
         int fig_w = 2 * MARGIN + panels * (AXIS_L + PLOT_W) + (panels - 1) * PLOT_GAP;
         int fig_h = 2 * MARGIN + HEADER_H + TITLE_H + PLOT_H + AXIS_B;
         render_canvas cv;
@@ -241,7 +294,7 @@ cnnviz_status cnnviz_render_history(const char *path, const char *history_json, 
             int x = MARGIN;
             for (int i = 0; i < 2; i++) {
                 if (!s[i].train && !s[i].val) continue;
-                draw_plot(&cv, &s[i], x, MARGIN + HEADER_H, epochs, i == 0);
+                draw_plot(&cv, &s[i], x, MARGIN + HEADER_H, epochs, i == 0, val_label, best);
                 x += AXIS_L + PLOT_W + PLOT_GAP;
             }
             st = render_canvas_close(&cv, err);

@@ -35,6 +35,10 @@ typedef struct {
     int tile_w, tile_h;
     int gap;          /* matrix: between kernels */
     int matrix;       /* out x in layout */
+    int top;          /* summary layout: a norm heatmap and each output's K strongest inputs */
+    int norm_p;       /* summary: heatmap pixels per (output, input) */
+    int cell_w, cell_h, heat_w, heat_h;
+    float nmax;       /* the largest kernel norm */
     int dense;        /* a Dense kernel: units and inputs rather than maps and channels */
     int cols, rows;   /* tiles layout */
     int body_w, body_h;
@@ -52,6 +56,40 @@ static float abs_max(const float *v, size_t n) {
 /* x offset of matrix column (or row) i: kernels plus gaps, a wider gap between groups */
 static int matrix_offset(const kernel_layout *k, int i, int size) {
     return i * (size + k->gap) + (k->gap ? (i / GROUP) * GROUP_GAP : 0);
+}
+
+/* The summary: the norm heatmap (out rows, in columns) on the left, then a
+ * near-square grid of cells, one per output map, each holding the K
+ * strongest input kernels side by side. */
+static void summary_layout(kernel_layout *k, const cnnviz_render_options *opt) {
+    int d = k->kh > k->kw ? k->kh : k->kw;
+    k->p = opt->pixel > 0 ? opt->pixel : (24 + d / 2) / d;
+    if (k->p < 1) k->p = 1;
+    k->tile_w = k->kw * k->p;
+    k->tile_h = k->kh * k->p;
+    k->norm_p = 480 / (k->in > k->out ? k->in : k->out);
+    k->norm_p = k->norm_p < 2 ? 2 : k->norm_p > 12 ? 12 : k->norm_p;
+    k->heat_w = AXIS_W + k->in * k->norm_p;
+    k->heat_h = AXIS_H + k->out * k->norm_p;
+    k->cell_w = k->top * (k->tile_w + 4) - 4;
+    if (k->cell_w < 52) k->cell_w = 52;
+    k->cell_h = LABEL_H + k->tile_h + 11 + GAP;
+    k->cols = render_grid_columns(k->out);
+    k->rows = (k->out + k->cols - 1) / k->cols;
+    k->body_w = k->heat_w + 2 * GAP + CBAR_W + 40 + k->cols * (k->cell_w + GAP) - GAP;
+    int grid_h = AXIS_H + k->rows * k->cell_h - GAP;
+    k->body_h = k->heat_h > grid_h ? k->heat_h : grid_h;
+}
+
+/* L2 norm of the (kh x kw) kernel from input i to output o */
+static float kernel_norm(const kernel_layout *k, const float *w, int i, int o) {
+    double s = 0;
+    size_t in = (size_t)k->in, out = (size_t)k->out;
+    for (int r = 0; r < k->kh * k->kw; r++) {
+        double v = w[((size_t)r * in + i) * out + o];
+        s += v * v;
+    }
+    return (float)sqrt(s);
 }
 
 static void layout(kernel_layout *k, const cnnviz_kernel_panel *kp, const cnnviz_render_options *opt) {
@@ -77,6 +115,11 @@ static void layout(kernel_layout *k, const cnnviz_kernel_panel *kp, const cnnviz
     }
     int d = k->kh > k->kw ? k->kh : k->kw;
     k->matrix = k->in > 1;
+    if (k->matrix && kp->top > 0) {
+        k->top = kp->top < k->in ? kp->top : k->in;
+        summary_layout(k, opt);
+        return;
+    }
     if (!k->matrix) {
         k->p = opt->pixel > 0 ? opt->pixel : (TILE_TARGET + d / 2) / d;
         if (k->p < 1) k->p = 1;
@@ -190,20 +233,101 @@ static void draw_bias_column(render_canvas *cv, const kernel_layout *k, const cn
     }
 }
 
+/* The summary view: heatmap of norms with labelled axes and its own bar,
+ * then per output map its K strongest inputs' kernels (ties: lower input). */
+static void draw_summary(render_canvas *cv, const kernel_layout *k, const cnnviz_kernel_panel *kp, const float *norms,
+                         int x0, int y0, const uint8_t (*lut)[3]) {
+    char buf[48];
+    const uint8_t(*heat)[3] = cnnviz_cmap_lut(CNNVIZ_CMAP_VIRIDIS);
+    int hx = x0 + AXIS_W, hy = y0 + AXIS_H;
+    render_map hm = {norms, k->out, k->in, (size_t)k->in, 1};
+    render_paint_map(cv, hx, hy, &hm, k->norm_p, k->norm_p, heat, 0.0f, k->nmax);
+    render_frame(cv, hx, hy, k->in * k->norm_p, k->out * k->norm_p, COLOR_FRAME);
+    render_set_rgb(cv->cr, COLOR_TEXT);
+    render_text(cv, hx, y0 + 10, FONT_REGULAR, TEXT_LABEL, ALIGN_LEFT,
+                k->dense ? "map of the layer before \xe2\x86\x92" : "input map \xe2\x86\x92");
+    render_text(cv, x0, y0 + 10, FONT_REGULAR, TEXT_LABEL, ALIGN_LEFT, k->dense ? "unit \xe2\x86\x93" : "map \xe2\x86\x93");
+    render_set_rgb(cv->cr, COLOR_MUTED);
+    int step = k->norm_p * GROUP >= 24 ? GROUP : 2 * GROUP;
+    for (int i = 0; i < k->in; i += step) {
+        snprintf(buf, sizeof buf, "%d", i);
+        render_text(cv, hx + i * k->norm_p, hy - 4, FONT_REGULAR, TEXT_SMALL, ALIGN_LEFT, buf);
+    }
+    for (int o = 0; o < k->out; o += step) {
+        snprintf(buf, sizeof buf, "%d", o);
+        render_text(cv, hx - 5, hy + o * k->norm_p + 7, FONT_REGULAR, TEXT_SMALL, ALIGN_RIGHT, buf);
+    }
+    int bx = hx + k->in * k->norm_p + GAP;
+    render_set_rgb(cv->cr, COLOR_TEXT);
+    render_text(cv, bx, hy - 4, FONT_REGULAR, TEXT_SMALL, ALIGN_LEFT, "L2 norm");
+    render_colorbar(cv, bx, hy, CBAR_W, k->out * k->norm_p < 64 ? 64 : k->out * k->norm_p, heat, 0.0f, k->nmax, NULL,
+                    NULL);
+    /* the strongest inputs of each output map */
+    int gx = x0 + k->heat_w + 2 * GAP + CBAR_W + 40, gy = y0 + AXIS_H;
+    render_set_rgb(cv->cr, COLOR_TEXT);
+    snprintf(buf, sizeof buf, "the %d strongest inputs of each %s", k->top, k->dense ? "unit" : "map");
+    render_text(cv, gx, y0 + 10, FONT_REGULAR, TEXT_LABEL, ALIGN_LEFT, buf);
+    size_t in = (size_t)k->in, out = (size_t)k->out;
+    for (int o = 0; o < k->out; o++) {
+        int cx = gx + (o % k->cols) * (k->cell_w + GAP), cy = gy + (o / k->cols) * k->cell_h;
+        render_set_rgb(cv->cr, COLOR_TEXT);
+        snprintf(buf, sizeof buf, "%s %d", k->dense ? "unit" : "map", o);
+        render_text(cv, cx, cy + 10, FONT_REGULAR, TEXT_LABEL, ALIGN_LEFT, buf);
+        int used[64] = {0}; /* a selection sort of the K largest norms (K <= 64) */
+        for (int t = 0; t < k->top; t++) {
+            int best = -1;
+            for (int i = 0; i < k->in; i++) {
+                int taken = 0;
+                for (int u = 0; u < t && !taken; u++) taken = used[u] == i;
+                if (!taken && (best < 0 || norms[(size_t)o * in + i] > norms[(size_t)o * in + best])) best = i;
+            }
+            used[t] = best;
+            int tx = cx + t * (k->tile_w + 4), ty = cy + LABEL_H;
+            render_map m = {kp->kernel + (size_t)best * out + o, k->kh, k->kw, (size_t)k->kw * in * out, in * out};
+            render_paint_map(cv, tx, ty, &m, k->p, k->p, lut, -k->wmax, k->wmax);
+            render_frame(cv, tx, ty, k->tile_w, k->tile_h, COLOR_FRAME);
+            render_set_rgb(cv->cr, COLOR_MUTED);
+            snprintf(buf, sizeof buf, "%d", best);
+            render_text(cv, tx + k->tile_w / 2.0, ty + k->tile_h + 10, FONT_REGULAR, TEXT_SMALL, ALIGN_CENTER, buf);
+        }
+    }
+}
+
 cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel *kp,
                                     const cnnviz_render_options *opt_in, cnnviz_error *err) {
     cnnviz_render_options opt = opt_in ? *opt_in : cnnviz_render_options_default();
     if (render_format_of(path, err) < 0) return CNNVIZ_ERR_INVALID;
     if (!kp || !kp->kernel || (kp->shape.rank != 4 && kp->shape.rank != 2) || cnnviz_shape_size(&kp->shape) == 0)
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "kernels need a (kh, kw, in, out) or (in, out) kernel");
+    if (kp->top > 64) return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, path, "at most 64 strongest inputs a map");
     kernel_layout k;
     layout(&k, kp, &opt);
+    k.dense = k.dense || kp->folded;
+    float *norms = NULL;
+    if (k.top) {
+        if (!(norms = malloc((size_t)k.out * k.in * sizeof *norms)))
+            return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, path, "out of memory");
+        for (int o = 0; o < k.out; o++)
+            for (int i = 0; i < k.in; i++) {
+                norms[(size_t)o * k.in + i] = kernel_norm(&k, kp->kernel, i, o);
+                if (norms[(size_t)o * k.in + i] > k.nmax) k.nmax = norms[(size_t)o * k.in + i];
+            }
+    }
     cairo_t *measure = render_measure_context(err);
-    if (!measure) return err ? err->code : CNNVIZ_ERR_UNSUPPORTED;
+    if (!measure) {
+        free(norms);
+        return err ? err->code : CNNVIZ_ERR_UNSUPPORTED;
+    }
 
     const char *title = opt.title ? opt.title : "kernels";
-    char kshape[64], head[160], info[400], wr[32], br[128], sub[256];
-    cnnviz_shape_format(&kp->shape, kshape, sizeof kshape);
+    char kshape[300], head[160], info[600], wr[32], br[128], sub[256];
+    char shape_s[64];
+    cnnviz_shape_format(&kp->shape, shape_s, sizeof shape_s);
+    if (kp->folded) /* say what the Dense kernel is before folding */
+        snprintf(kshape, sizeof kshape, "(%zu, %d) folded to %s", cnnviz_shape_size(&kp->shape) / (size_t)k.out, k.out,
+                 shape_s);
+    else
+        snprintf(kshape, sizeof kshape, "%s", shape_s);
     snprintf(head, sizeof head, "%s", kp->name ? kp->name : "kernel");
     render_format_number(wr, sizeof wr, k.wmax);
     if (kp->bias) {
@@ -224,11 +348,11 @@ cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel 
     snprintf(sub, sizeof sub, "symmetric scale \xc2\xb1%s around 0 \xc2\xb7 colormap: %s%s", wr, cnnviz_cmap_name(opt.cmap),
              opt.cmap == CNNVIZ_CMAP_RDBU ? " (red negative, blue positive)" : "");
 
-    int bias_w = k.matrix && kp->bias ? GAP + bias_column_width(measure, &k) : 0;
+    int bias_w = k.matrix && !k.top && kp->bias ? GAP + bias_column_width(measure, &k) : 0;
     int cbar_h = k.body_h - (k.matrix ? AXIS_H : LABEL_H);
     if (cbar_h > CBAR_MAX_H) cbar_h = CBAR_MAX_H;
     if (cbar_h < 64) cbar_h = 64;
-    int two_bars = k.matrix && kp->bias;
+    int two_bars = k.matrix && !k.top && kp->bias;
     int cbar_lw = render_colorbar_label_width(measure, -k.wmax, k.wmax);
     if (two_bars) {
         int bw = render_colorbar_label_width(measure, -k.bmax, k.bmax);
@@ -248,7 +372,10 @@ cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel 
 
     render_canvas cv;
     cnnviz_status st = render_canvas_open(&cv, path, fig_w, fig_h, title, &opt, err);
-    if (st != CNNVIZ_OK) return st;
+    if (st != CNNVIZ_OK) {
+        free(norms);
+        return st;
+    }
     const uint8_t(*lut)[3] = cnnviz_cmap_lut(opt.cmap);
     render_set_rgb(cv.cr, COLOR_TEXT);
     render_text(&cv, MARGIN, MARGIN + 16, FONT_BOLD, TEXT_FIGURE_TITLE, ALIGN_LEFT, title);
@@ -261,7 +388,9 @@ cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel 
     render_text(&cv, MARGIN + render_text_width(cv.cr, FONT_BOLD, TEXT_PANEL_TITLE, head) + 10, y0 + 14, FONT_REGULAR,
                 TEXT_NOTE, ALIGN_LEFT, info);
     y0 += TITLE_H;
-    if (k.matrix) {
+    if (k.top) {
+        draw_summary(&cv, &k, kp, norms, MARGIN, y0, lut);
+    } else if (k.matrix) {
         draw_matrix(&cv, &k, kp, MARGIN, y0, lut);
         if (kp->bias) draw_bias_column(&cv, &k, kp, MARGIN + k.body_w + GAP, y0, lut);
     } else {
@@ -275,5 +404,6 @@ cnnviz_status cnnviz_render_kernels(const char *path, const cnnviz_kernel_panel 
         render_text(&cv, cx, by - 8, FONT_REGULAR, TEXT_LABEL, ALIGN_LEFT, "bias");
         render_colorbar(&cv, cx, by, CBAR_W, cbar_h / 2, lut, -k.bmax, k.bmax, NULL, NULL);
     }
+    free(norms);
     return render_canvas_close(&cv, err);
 }

@@ -84,6 +84,7 @@ void render_set_rgb(cairo_t *cr, uint32_t rgb);
 #define COLOR_C0 0x1f77b4u /* matplotlib's first two cycle colours */
 #define COLOR_C1 0xff7f0eu
 #define COLOR_DEAD 0xd62728u
+#define COLOR_WEAK 0xc07000u /* dark amber: alive but weak */
 
 /* --- shared pieces -------------------------------------------------------- */
 /* Paint an h x w value array (row_stride floats between rows, step floats

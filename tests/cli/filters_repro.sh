@@ -41,8 +41,9 @@ else
   echo "note: dump contents not checked (python3-h5py not installed)"
 fi
 check "snapshot strip written" test -s "$TMP/j-snapshots.png"
-# 3 rows of 2x-enlarged 28x28 tiles with 2-pixel gaps, 4 columns (steps 0, 10, 20, 30)
-check "snapshot strip size" [ "$("$CNNVIZ" checksum --json "$TMP/j-snapshots.png" | sed -E 's/.*"width": *([0-9]+).*"height": *([0-9]+).*/\1x\2/')" = "230x172" ]
+# a titled figure of 3 rows (maps) by 4 columns (steps 0, 10, 20, 30) of 84-pixel tiles
+IFS=x read -r sw sh <<<"$("$CNNVIZ" checksum --json "$TMP/j-snapshots.png" | sed -E 's/.*"width": *([0-9]+).*"height": *([0-9]+).*/\1x\2/')"
+check "snapshot figure: 4 columns of tiles and a title (${sw}x$sh)" [ "$sw" -ge $((4 * 84)) -a "$sh" -ge $((3 * 84)) -a "$sw" -gt "$sh" ]
 # vector output and --neuron on a conv layer
 check "svg figure" "$CNNVIZ" filters "$M" --layer 0 --maps 0-3 --neuron 5,5 --steps 10 -o "$TMP/n.svg" --quiet
 check "svg is svg" grep -q "<svg" "$TMP/n.svg"

@@ -48,7 +48,7 @@ expect_error 2 "no FILE given" "$CNNVIZ" checksum
 no_files "usage errors"
 
 # a model that was not trained by cnnviz has no history
-expect_error 1 "^cnnviz: $M: no training history in this model \\(it was not trained by cnnviz train\\)\$" \
+expect_error 1 "^cnnviz: $M: no training history in this model \\(it was not trained by cnnviz train; plot a Keras History JSON or CSVLogger file instead\\)\$" \
   "$CNNVIZ" plot history "$M"
 # checksum of things that are not images
 printf 'not a png' > notpng.png

@@ -21,6 +21,8 @@ activations_rdbu_fixed|activations $M $X --layer 3 --cmap RdBu --norm fixed:-2:2
 activations_gray_map|activations $M $X --layer conv2d_5 --norm map --pixel 2
 kernels_conv1|kernels $M --layer 0
 kernels_conv2|kernels $M --layer conv2d_6
+kernels_conv2_matrix|kernels $M --layer conv2d_6 --top 0
+kernels_dense_folded|kernels $M --layer dense_10 --top 3
 LIST
 }
 
