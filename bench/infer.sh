@@ -29,7 +29,19 @@ proc_ms() {
     echo $(( (e - s) / 1000 ))
   done | sort -n | awk '{a[NR]=$1} END{printf "%.1f", a[int((NR+1)/2)]/1000}'
 }
-cp_ms=$(OMP_NUM_THREADS=$threads proc_ms 30 "$build/cnnviz" predict "$model" "$digit" --quiet --threads "$threads")
+# the same, alternating the model parsed in a child process (the default, src/io/isolate.c) and in
+# process (CNNVIZ_LOAD_IN_PROCESS=1), so that the machine's load drifts alike over both; prints both medians
+pair_ms() {
+  local n=$1; shift
+  for i in $(seq "$n"); do
+    for ip in 0 1; do
+      local s=$(date +%s%N); CNNVIZ_LOAD_IN_PROCESS=$ip "$@" >/dev/null 2>&1; local e=$(date +%s%N)
+      echo "$ip $(( (e - s) / 1000 ))"
+    done
+  done | sort -k1,1n -k2,2n |
+    awk '{v[$1, ++n[$1]] = $2} END{for (k = 0; k <= 1; k++) printf "%.1f ", v[k, int((n[k]+1)/2)]/1000}'
+}
+read -r cp_ms ci_ms < <(OMP_NUM_THREADS=$threads pair_ms 50 "$build/cnnviz" predict "$model" "$digit" --quiet --threads "$threads")
 tp_ms=$(OMP_NUM_THREADS=$threads proc_ms 5 $py "$here/predict_process.py" "$model" "$digit")
 
 ct=$(get "$c" throughput); tt=$(get "$t" throughput)
@@ -40,4 +52,6 @@ printf '|%s|%s|%s|%s|\n' "----------------------------------------------" "-----
 printf '| %-44s | %12.0f | %12.0f | %7.1fx |\n' "images/s, 10k test set, batch 256 (higher)" "$ct" "$tt" "$(awk -v a="$ct" -v b="$tt" 'BEGIN{print a/b}')"
 printf '| %-44s | %12.1f | %12.1f | %7.1fx |\n' "single-image latency in process, us (lower)" "$cl" "$tl" "$(awk -v a="$cl" -v b="$tl" 'BEGIN{print b/a}')"
 printf '| %-44s | %12s | %12s | %7.1fx |\n' "whole predict process on one PNG, ms (lower)" "$cp_ms" "$tp_ms" "$(awk -v a="$cp_ms" -v b="$tp_ms" 'BEGIN{print b/a}')"
+printf '| %-44s | %12s | %12s | %8s |\n' "the same, model parsed in process, ms (lower)" "$ci_ms" "" ""
+echo "cost of reading the model in a child process (median isolated - median in process): $(awk -v a="$cp_ms" -v b="$ci_ms" 'BEGIN{printf "%.1f", a-b}') ms"
 echo "same network check: max |p_cnnviz - p_torch| over the first 100 test images = $agree"

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libhdf5-dev libcairo2-dev libpng-dev libjpeg62-turbo-dev
-      libcjson-dev libzip-dev zlib1g-dev libssl-dev check fonts-dejavu-core
+      libcjson-dev libzip-dev zlib1g-dev libssl-dev libseccomp-dev check fonts-dejavu-core
       python3 python3-numpy python3-h5py dataset-fashion-mnist
       man-db python3-pytest)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(python3-torch python3-matplotlib hyperfine); fi

@@ -405,7 +405,15 @@ cnnviz_model *cli_load_model(const char *path, const cli_common *common) {
     cnnviz_model *m = NULL;
     cnnviz_error err;
     cnnviz_error_clear(&err);
-    if (cnnviz_model_load(path, &m, &err) != CNNVIZ_OK) {
+    /* CNNVIZ_LOAD_IN_PROCESS=1 parses the model in this process (for the
+     * bench that measures what the child process costs); the library
+     * itself never reads the environment */
+    cnnviz_load_options opt;
+    cnnviz_load_options_init(&opt);
+    const char *in_process = getenv("CNNVIZ_LOAD_IN_PROCESS");
+    opt.in_process = in_process && strcmp(in_process, "1") == 0;
+    if (common->max_params) opt.max_params = common->max_params; /* --max-params */
+    if (cnnviz_model_load_opts(path, &opt, &m, &err) != CNNVIZ_OK) {
         if (!err.file[0]) snprintf(err.file, sizeof err.file, "%s", path);
         cli_report(&err);
         return NULL;

@@ -184,16 +184,23 @@ typedef struct {
     int max_layers;
     int max_json_depth;      /* nesting of the Keras JSON config */
     int in_process;          /* 0 (default): parse in a child process (src/io/isolate.c) */
-    double timeout_s;        /* the child's wall-clock limit */
-    size_t max_memory_bytes; /* the child's address-space limit */
+    double timeout_s;        /* the child's wall-clock limit (its CPU limit is 1 s more); <= 0: none */
+    size_t max_memory_bytes; /* address space the child may add to what it inherits; 0: no limit */
 } cnnviz_load_options;
 void cnnviz_load_options_init(cnnviz_load_options *o);
 
 /* Keras legacy .h5 (Keras 2.x, tf.keras 2.x, Keras 3) or Keras 3 .keras zip,
  * chosen by the file's magic bytes. opt NULL: the defaults.
  * cnnviz_model_load (what the CLI uses) = cnnviz_model_load_opts(path, NULL):
- * parsed in a child process. cnnviz_model_load_in_process parses the file in
- * the calling process (src/io/keras_h5.c). */
+ * parsed in a child process (src/io/isolate.c) that holds no other file,
+ * runs under rlimits and a seccomp filter, and hands back the config text and
+ * the weights, which the caller's process checks and rebuilds under the same
+ * budget; a signal or timeout in the child is an error (CNNVIZ_ERR_FORMAT),
+ * never a crash or a hang of the caller. The fork duplicates only the calling
+ * thread; the child uses no OpenMP. cnnviz_model_load_in_process parses the
+ * file in the calling process (src/io/keras_h5.c); so does
+ * cnnviz_model_load_opts with opt->in_process (the CLI's
+ * CNNVIZ_LOAD_IN_PROCESS=1). */
 cnnviz_status cnnviz_model_load_opts(const char *path, const cnnviz_load_options *opt, cnnviz_model **out,
                                      cnnviz_error *err);
 cnnviz_status cnnviz_model_load(const char *path, cnnviz_model **out, cnnviz_error *err);
