@@ -61,8 +61,8 @@ enum {
     CLI_COMMON_DEVICE = 8,
     CLI_COMMON_SEED = 16,
     CLI_COMMON_SCALE = 32, /* --input-scale and --transpose */
-    CLI_COMMON_ALL = 63,
-    CLI_COMMON_MAX_PARAMS = 64, /* --max-params (commands that build a model) */
+    CLI_COMMON_MAX_PARAMS = 64, /* --max-params (commands that load or build a model) */
+    CLI_COMMON_ALL = 127,
 };
 
 /* What --help prints: text for a person, or, for the build's generators of man

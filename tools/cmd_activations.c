@@ -56,7 +56,7 @@ static const cli_spec spec = {
                "in the layer's own shape (no batch axis), and 'input', the image as the model took it\n"
                "(preprocessed and scaled); --dump DIR/ writes DIR/<layer>.npy and DIR/input.npy instead.",
     .options = options,
-    .common = CLI_COMMON_THREADS | CLI_COMMON_QUIET | CLI_COMMON_DEVICE | CLI_COMMON_SCALE,
+    .common = CLI_COMMON_THREADS | CLI_COMMON_QUIET | CLI_COMMON_DEVICE | CLI_COMMON_SCALE | CLI_COMMON_MAX_PARAMS,
 };
 
 typedef struct {

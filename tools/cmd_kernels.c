@@ -32,7 +32,7 @@ static const cli_spec spec = {
                "size of those maps (an MLP on 28x28 pixels: a 28x28 tile per unit).",
     .details = NULL,
     .options = options,
-    .common = CLI_COMMON_QUIET,
+    .common = CLI_COMMON_QUIET | CLI_COMMON_MAX_PARAMS,
 };
 
 typedef struct {

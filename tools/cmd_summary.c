@@ -14,7 +14,7 @@ static const cli_spec spec = {
     .details = "--json prints {\"layers\":[{\"index\",\"name\",\"type\",\"output_shape\",\"params\"}],\"params\":N};\n"
                "output_shape is the shape of one sample (no batch axis).",
     .options = NULL,
-    .common = CLI_COMMON_JSON | CLI_COMMON_QUIET,
+    .common = CLI_COMMON_JSON | CLI_COMMON_QUIET | CLI_COMMON_MAX_PARAMS,
 };
 
 /* 96844 -> "96,844" as Keras prints it */

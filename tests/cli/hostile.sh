@@ -149,6 +149,10 @@ expect_error 1 "^cnnviz: arch 'C999999-P2-P2-P2-P2-F-D10': 'C999999' outputs 675
   "$CNNVIZ" train --arch C999999-P2-P2-P2-P2-F-D10 -o "$TMP/x.h5"
 expect_error 1 "^cnnviz: arch 'C8-F-D10': 'D10' makes the model 54170 weights, over the limit of 54169" \
   "$CNNVIZ" train --arch C8-F-D10 --max-params 54169 -o "$TMP/x.h5"
+# the loading commands take it too
+expect_error 1 "^cnnviz: .*model.h5: layer 'dense' \(Dense\) has 40390 weights, which would make 96134 in the model, over the limit of 60000" \
+  "$CNNVIZ" summary "$CNNVIZ_SOURCE_DIR/samples/model.h5" --max-params 60000
+check "--max-params 96844 loads the 96,844-weight model" "$CNNVIZ" summary "$CNNVIZ_SOURCE_DIR/samples/model.h5" --max-params 96844 --quiet
 expect_error 2 "max-params: '0' is not a whole number" "$CNNVIZ" train --max-params 0 -o "$TMP/x.h5"
 check "no model written" test ! -e "$TMP/x.h5"
 finish
