@@ -162,7 +162,7 @@ static int write_dump(const char *dump, const cnnviz_model *m, cnnviz_workspace 
                 cnnviz_model_layer_info(m, chosen[i], &li);
                 shape = li.output_shape;
                 name = li.name;
-                data = cnnviz_layer_output(ws, chosen[i]);
+                data = cnnviz_layer_output(ws, chosen[i], NULL);
             }
             char path[4352];
             snprintf(path, sizeof path, "%s%s%s.npy", dump, dump[len - 1] == '/' ? "" : "/", name);
@@ -183,7 +183,7 @@ static int write_dump(const char *dump, const cnnviz_model *m, cnnviz_workspace 
         cnnviz_layer_info li;
         cnnviz_model_layer_info(m, chosen[i], &li);
         sets[i + 1].name = li.name;
-        sets[i + 1].data = cnnviz_layer_output(ws, chosen[i]);
+        sets[i + 1].data = cnnviz_layer_output(ws, chosen[i], NULL);
         sets[i + 1].rank = li.output_shape.rank;
         for (int d = 0; d < li.output_shape.rank; d++) sets[i + 1].dims[d] = li.output_shape.dim[d];
     }
@@ -236,12 +236,13 @@ int cmd_activations(int argc, char **argv) {
     }
     if ((rc = choose_layers(m, model_path, &a, chosen, &n))) goto done;
     if ((rc = cli_load_input(m, image, a.preprocess, &common, x))) goto done;
-    ws = cnnviz_workspace_new(m, 1, 0, &err);
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(1);
+    ws = cnnviz_workspace_new(m, &wo, &err);
     if (!ws) {
         rc = cli_report(&err);
         goto done;
     }
-    const float *y = cnnviz_forward(m, ws, x, 1, -1, 0);
+    const float *y = cnnviz_forward(ws, x, 1, NULL);
 
     /* the last layer closes the figure as class probabilities when it is a
      * class vector, chosen or not */
@@ -258,7 +259,7 @@ int cmd_activations(int argc, char **argv) {
                       ? cnnviz_activation_name(li.activation)
                       : NULL;
         p->shape = li.output_shape;
-        p->data = cnnviz_layer_output(ws, chosen[i]);
+        p->data = cnnviz_layer_output(ws, chosen[i], NULL);
         p->kind = CNNVIZ_PANEL_AUTO;
     }
     if (probs_panel) {

@@ -50,7 +50,8 @@ double cnnviz_softmax_xent(const float *probs, const uint8_t *labels, int B, int
 cnnviz_status cnnviz_check_trainable(const cnnviz_model *m, cnnviz_error *err);
 /* Floats of scratch cnnviz_loss_backward needs for batches up to max_batch. */
 size_t cnnviz_loss_scratch_floats(const cnnviz_model *m, int max_batch);
-/* After cnnviz_forward(m, ws, x, B, -1, 1) on a training workspace: returns
+/* After cnnviz_forward(ws, x, B) on a workspace made for training with
+ * weight gradients (cnnviz_workspace_options): returns
  * the summed clipped cross-entropy of the B samples (and their hits in
  * *correct), and back-propagates the batch MEAN loss through the whole model,
  * accumulating into the model's grads. The softmax's Jacobian is never

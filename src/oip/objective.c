@@ -191,7 +191,10 @@ cnnviz_oip_objective *cnnviz_oip_objective_new(const cnnviz_model *m, const cnnv
          * no state from forward (max pooling finds its maxima again, Dropout
          * is the identity), and without kept im2col columns each conv works
          * on L2-sized chunks. */
-        ob->ws = cnnviz_workspace_new(m, ob->max_batch, 0, err);
+        cnnviz_workspace_options wo = cnnviz_workspace_options_init(ob->max_batch);
+        wo.last = ob->eng_last;
+        wo.input_grad = 1;
+        ob->ws = cnnviz_workspace_new(m, &wo, err);
         if (!ob->ws) {
             cnnviz_oip_objective_free(ob);
             return NULL;
@@ -351,7 +354,7 @@ static int threads_for(int jobs) {
 static void eval_batch(cnnviz_oip_objective *ob, const float *x, const int *maps, int B, float *value,
                        float *surrogate, float *grad) {
     const float *in = x;
-    if (ob->eng_last >= 0) in = cnnviz_forward(ob->m, ob->ws, x, B, ob->eng_last, 0);
+    if (ob->eng_last >= 0) in = cnnviz_forward(ob->ws, x, B, NULL);
     /* with no engine layer before the head, d/d(head input) is d/d(input) */
     float *dh = ob->eng_last >= 0 ? ob->dhead : grad;
     if (ob->kind == HEAD_ENGINE) {
@@ -370,7 +373,7 @@ static void eval_batch(cnnviz_oip_objective *ob, const float *x, const int *maps
             if (grad) head_backward(ob, z, maps[b], dh + (size_t)b * ob->head_in);
         }
     }
-    if (grad && ob->eng_last >= 0) cnnviz_backward(ob->m, ob->ws, ob->dhead, B, ob->eng_last, 0, grad);
+    if (grad && ob->eng_last >= 0) (void)cnnviz_backward(ob->ws, ob->dhead, grad, NULL);
 }
 
 /* A few images at a time go forward, through the head and back, so that
