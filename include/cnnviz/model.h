@@ -156,6 +156,13 @@ typedef struct {
     cnnviz_keep keep;  /* which outputs a caller can read (cnnviz_layer_output) */
     int input_grad;    /* backward writes d/d(input) */
     int weight_grads;  /* backward adds d/d(weights) to the model's grads (cnnviz_model_alloc_grads first) */
+    /* the last layer (a Conv2D or Dense) makes one map per sample, before
+     * its activation (cnnviz_forward_maps); no weight gradients */
+    int one_map;
+    /* the weights do not change while the workspace lives: what layers
+     * derive from them (Winograd's kernels, one_map's gathered weights) is
+     * made by the first forward only */
+    int fixed_weights;
 } cnnviz_workspace_options;
 cnnviz_workspace_options cnnviz_workspace_options_init(int max_batch);
 
@@ -172,6 +179,11 @@ void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng);
 /* Run the plan's layers on B samples of input (B, input shape), 1 <= B <=
  * max_batch. Returns layer last's output, or NULL (and err) for a bad B. */
 const float *cnnviz_forward(cnnviz_workspace *ws, const float *input, int B, cnnviz_error *err);
+/* A one_map plan's forward: sample b's map maps[b] of the last layer at
+ * each of its P positions, before the activation: (B, P). maps stays the
+ * caller's until the backward; that backward takes dout (B, P). */
+const float *cnnviz_forward_maps(cnnviz_workspace *ws, const float *input, const int *maps, int B,
+                                 cnnviz_error *err);
 /* Output of layer i from the latest forward (B, output shape of i): NULL
  * (and err) when the plan does not keep it (cnnviz_workspace_options.keep)
  * or no forward has run. Nothing is computed here. */
