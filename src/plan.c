@@ -9,6 +9,7 @@
  * backward only walk the plan: whole batches step by step or, for batches
  * larger than CNNVIZ_DEPTH_BATCH on small models, micro-batch by
  * micro-batch through every step (depth-first). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -664,5 +665,29 @@ cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n,
         memcpy(out + (size_t)i * out_size, y, (size_t)b * out_size * sizeof(float));
     }
     cnnviz_workspace_free(ws);
+    return CNNVIZ_OK;
+}
+
+int cnnviz_model_ends_in_softmax(const cnnviz_model *m) {
+    const cnnviz_layer *l = m->layers[m->nlayers - 1];
+    return (l->type == CNNVIZ_LAYER_DENSE || l->type == CNNVIZ_LAYER_ACTIVATION || l->type == CNNVIZ_LAYER_CONV2D) &&
+           l->activation == CNNVIZ_ACT_SOFTMAX;
+}
+
+void cnnviz_softmax(const float *logits, float *probs, int n) {
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += (probs[i] = expf(logits[i] - mx));
+    for (int i = 0; i < n; i++) probs[i] = (float)(probs[i] / sum);
+}
+
+cnnviz_status cnnviz_model_probabilities(const cnnviz_model *m, const float *x, int n, float *probs,
+                                         cnnviz_error *err) {
+    cnnviz_status st = cnnviz_model_predict(m, x, n, 256, probs, err);
+    if (st != CNNVIZ_OK || cnnviz_model_ends_in_softmax(m)) return st;
+    cnnviz_shape os = cnnviz_model_output_shape(m);
+    int k = (int)cnnviz_shape_size(&os);
+    for (int i = 0; i < n; i++) cnnviz_softmax(probs + (size_t)i * k, probs + (size_t)i * k, k);
     return CNNVIZ_OK;
 }

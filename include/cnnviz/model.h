@@ -202,6 +202,16 @@ void cnnviz_model_zero_grads(cnnviz_model *m);
 cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n, int batch, float *out,
                                    cnnviz_error *err);
 
+/* Class probabilities for n samples: the model's output when its last
+ * layer is a softmax, else the softmax of that output. */
+cnnviz_status cnnviz_model_probabilities(const cnnviz_model *m, const float *x, int n, float *probs,
+                                         cnnviz_error *err);
+/* Whether the last layer (Dense, Conv2D or Activation) ends in a softmax. */
+int cnnviz_model_ends_in_softmax(const cnnviz_model *m);
+/* probs = softmax(logits) over n values: the max subtracted, the sum in
+ * double; probs may be logits. */
+void cnnviz_softmax(const float *logits, float *probs, int n);
+
 /* --- files ---------------------------------------------------------------- */
 /* How an untrusted model file is read: the budget every declared size is
  * checked against before anything is allocated, and whether the file is
