@@ -6,11 +6,11 @@
  * For each thread count: inference throughput over 10,000 images at batch
  * 256 (cnnviz_model_predict), the time of one training step at batch 64
  * (forward, backward with weight gradients) and what an epoch of 60,000
- * would take, then each layer's forward and backward at batch 64 and 256
- * (layer by layer, as the driver runs them when it cannot go depth-first).
- * Best of several runs. Besides wall time it prints CPU time divided by the
- * thread count, which says what wall time would be on an idle machine when
- * other processes share the cores. */
+ * would take, then each step's forward and backward at batch 64 and 256
+ * in the driver's training passes (cnnviz_workspace_time_steps). Best of
+ * several runs for the totals, the mean of 20 for the steps. Besides wall
+ * time it prints CPU time divided by the thread count, which says what wall
+ * time would be on an idle machine when other processes share the cores. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +41,20 @@ static cnnviz_model *seed_net(void) {
     return m;
 }
 
+/* The training workspace cnnviz_train makes (src/train/loop.c). */
+static cnnviz_workspace *training_workspace(const cnnviz_model *m, int batch) {
+    cnnviz_error err;
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(batch);
+    o.training = o.weight_grads = 1;
+    o.keep = CNNVIZ_KEEP_LAST;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
+    if (!ws) {
+        fprintf(stderr, "bench_engine_profile: %s\n", err.msg);
+        exit(1);
+    }
+    return ws;
+}
+
 static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     cnnviz_error err;
     float *out = malloc((size_t)n * 10 * sizeof *out);
@@ -58,16 +72,16 @@ static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     free(out);
 
     int B = 64, steps = 50;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
+    cnnviz_workspace *ws = training_workspace(m, B);
     float dout[64 * 10];
     for (int i = 0; i < B * 10; i++) dout[i] = 0.01f * (float)(i % 7) - 0.03f;
     best = best_cpu = 1e30;
     for (int rep = 0; rep < 4; rep++) {
         double t0 = bench_now(), c0 = cpu();
         for (int s = 0; s < steps; s++) {
-            cnnviz_forward(m, ws, x + (size_t)(s % 100) * B * 784, B, -1, 1);
+            cnnviz_forward(ws, x + (size_t)(s % 100) * B * 784, B, NULL);
             cnnviz_model_zero_grads(m);
-            cnnviz_backward(m, ws, dout, B, -1, 1, NULL);
+            cnnviz_backward(ws, dout, NULL, NULL);
         }
         double t = (bench_now() - t0) / steps, c = (cpu() - c0) / steps / threads;
         if (t < best) best = t;
@@ -78,47 +92,37 @@ static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     cnnviz_workspace_free(ws);
 }
 
-/* each layer alone, through its ops, on the outputs of a real forward */
-static void per_layer(cnnviz_model *m, const float *x, int B, int threads) {
-    cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
-    size_t biggest = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        size_t n = cnnviz_shape_size(&m->layers[i]->out_shape);
-        if (n > biggest) biggest = n;
+/* each step of the training plan, timed by the driver over 20 training
+ * passes (forward, backward with weight gradients) */
+static void per_step(cnnviz_model *m, const float *x, int B, int threads) {
+    cnnviz_workspace *ws = training_workspace(m, B);
+    int nsteps = cnnviz_workspace_num_steps(ws), reps = 20;
+    float *dout = malloc((size_t)B * 10 * sizeof *dout);
+    double *sec = calloc(2 * (size_t)nsteps, sizeof *sec);
+    for (int k = 0; k < B * 10; k++) dout[k] = 0.001f * (float)(k % 13) - 0.006f;
+    cnnviz_forward(ws, x, B, NULL); /* warm up */
+    cnnviz_workspace_time_steps(ws, sec);
+    for (int rep = 0; rep < reps; rep++) {
+        cnnviz_forward(ws, x, B, NULL);
+        cnnviz_backward(ws, dout, NULL, NULL);
     }
-    float *dout = malloc((size_t)B * biggest * sizeof *dout), *din = malloc((size_t)B * biggest * sizeof *din);
-    for (size_t k = 0; k < (size_t)B * biggest; k++) dout[k] = 0.001f * (float)(k % 13) - 0.006f;
-    cnnviz_forward(m, ws, x, B, -1, 1); /* a training pass: the paths training takes */
-    printf("batch %d, %d thread%s: ms per batch   forward  backward (with weight gradients)\n", B, threads,
-           threads > 1 ? "s" : "");
+    cnnviz_workspace_time_steps(ws, NULL);
+    printf("batch %d, %d thread%s: ms per batch   forward  backward (with weight gradients; depth-first steps: the "
+           "threads' time over the thread count)\n",
+           B, threads, threads > 1 ? "s" : "");
     double total_f = 0, total_b = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        const cnnviz_layer *l = m->layers[i];
-        const float *in = i ? ws->out[i - 1] : x;
-        double tf = 1e30, tb = 1e30;
-        for (int rep = 0; rep < 20; rep++) {
-            cnnviz_pass pf = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1};
-            cnnviz_pass_crop(m, i, m->nlayers - 1, 1, &pf.rows_read, &pf.cols_read); /* as cnnviz_forward */
-            double t0 = bench_now();
-            l->ops->forward(l, in, ws->out[i], B, &pf);
-            double t = bench_now() - t0;
-            if (t < tf) tf = t;
-            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
-                              .weight_grads = 1,
-                              .relu_input = cnnviz_fused_relu_pool(m, i)};
-            t0 = bench_now();
-            /* the first layer's input gradient is not wanted in training */
-            l->ops->backward(l, in, ws->out[i], dout, i ? din : NULL, B, &pb);
-            t = bench_now() - t0;
-            if (t < tb) tb = t;
-        }
+    for (int s = 0; s < nsteps; s++) {
+        const cnnviz_step *st = cnnviz_workspace_step(ws, s);
+        char name[300];
+        snprintf(name, sizeof name, "%s%s%s", m->layers[st->first]->name, st->count > 1 ? " + " : "",
+                 st->count > 1 ? m->layers[st->first + 1]->name : "");
+        double tf = sec[2 * s] / reps, tb = sec[2 * s + 1] / reps;
         total_f += tf, total_b += tb;
-        printf("  %-16s %9.3f %9.3f\n", l->name, tf * 1e3, tb * 1e3);
+        printf("  %-34s %9.3f %9.3f\n", name, tf * 1e3, tb * 1e3);
     }
-    printf("  %-16s %9.3f %9.3f\n", "total", total_f * 1e3, total_b * 1e3);
+    printf("  %-34s %9.3f %9.3f\n", "total", total_f * 1e3, total_b * 1e3);
     free(dout);
-    free(din);
+    free(sec);
     cnnviz_workspace_free(ws);
 }
 
@@ -147,8 +151,8 @@ int main(int argc, char **argv) {
         cnnviz_set_threads(counts[c]);
         printf("== %d thread%s\n", counts[c], counts[c] > 1 ? "s" : "");
         throughput(m, x, n, counts[c]);
-        per_layer(m, x, 64, counts[c]);
-        per_layer(m, x, 256, counts[c]);
+        per_step(m, x, 64, counts[c]);
+        per_step(m, x, 256, counts[c]);
     }
     free(x);
     cnnviz_model_free(m);

@@ -46,12 +46,13 @@ int main(int argc, char **argv) {
         if (t < best) best = t;
     }
     /* single image, workspace reused as an interactive tool would */
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 1, 0, &err);
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(1);
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &wo, &err);
     enum { CALLS = 2000 };
     static double lat[CALLS];
     for (int i = 0; i < CALLS; i++) {
         double t0 = bench_now();
-        cnnviz_forward(m, ws, x + (size_t)(i % n) * in_size, 1, -1, 0);
+        cnnviz_forward(ws, x + (size_t)(i % n) * in_size, 1, NULL);
         lat[i] = bench_now() - t0;
     }
     qsort(lat, CALLS, sizeof *lat, cmp_double);

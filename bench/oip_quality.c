@@ -28,7 +28,10 @@
 /* means (n, C) of layer L's C maps for n inputs */
 static int layer_means(const cnnviz_model *m, int L, const float *x, int n, float *means) {
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 500, 0, &err);
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(500);
+    wo.last = L;
+    wo.keep = CNNVIZ_KEEP_LAST;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &wo, &err);
     if (!ws) return -1;
     cnnviz_layer_info li;
     cnnviz_model_layer_info(m, L, &li);
@@ -39,7 +42,7 @@ static int layer_means(const cnnviz_model *m, int L, const float *x, int n, floa
     size_t P = cnnviz_shape_size(&li.output_shape) / (size_t)C;
     for (int i = 0; i < n; i += 500) {
         int b = n - i < 500 ? n - i : 500;
-        const float *y = cnnviz_forward(m, ws, x + (size_t)i * in_size, b, L, 0);
+        const float *y = cnnviz_forward(ws, x + (size_t)i * in_size, b, NULL);
         for (int s = 0; s < b; s++)
             for (int c = 0; c < C; c++) {
                 double acc = 0;

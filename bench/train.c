@@ -5,10 +5,8 @@
  *
  * Prints one line "cnnviz seconds_per_epoch=S peak_rss_mb=M test_accuracy=A
  * images=N" for bench/train.sh, and with --profile a table of forward and
- * backward time per layer. The profile runs the layers one by one, the
- * whole batch through each layer in turn, with a clock around each (the
- * driver may instead run small groups of samples through several layers
- * at a time, so the profile's total can differ from the timed epochs). */
+ * backward time per step of the driver's plan, timed by the driver in
+ * the same passes training runs (cnnviz_workspace_time_steps). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +16,7 @@
 #include "cnnviz/io.h"
 #include "cnnviz/train.h"
 #include "model-impl.h"
+#include "train/train-impl.h"
 #include "bench.h"
 
 /* user + system CPU seconds of the whole process: less disturbed than wall
@@ -36,13 +35,20 @@ static double peak_rss_mb(void) {
 }
 
 typedef struct {
-    double fwd[64], bwd[64], loss, optimizer, gather, total;
+    double *step; /* forward and backward seconds of each of the plan's steps */
+    double loss, optimizer, gather, total;
 } profile;
 
-/* One epoch like cnnviz_train's, timing each layer. */
-static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int batch, profile *p) {
+static double backward_seconds(const cnnviz_workspace *ws, const profile *p) {
+    double s = 0;
+    for (int k = 0; k < cnnviz_workspace_num_steps(ws); k++) s += p->step[2 * k + 1];
+    return s;
+}
+
+/* One epoch like cnnviz_train's, through the same plan, timing each step. */
+static void profiled_epoch(cnnviz_model *m, cnnviz_workspace *ws, const cnnviz_labelled_set *set, int batch,
+                           profile *p) {
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, batch, 1, &err);
     cnnviz_optimizer_config oc = cnnviz_optimizer_config_init(CNNVIZ_OPT_RMSPROP);
     cnnviz_optimizer *opt = cnnviz_optimizer_new(m, &oc, &err);
     size_t sample = cnnviz_shape_size(&m->input_shape);
@@ -50,7 +56,7 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
     uint8_t *y = malloc((size_t)batch);
     float *scratch = malloc(cnnviz_loss_scratch_floats(m, batch) * sizeof *scratch);
     cnnviz_input_scale unit = {CNNVIZ_SCALE_UNIT, 0.0f, 1.0f};
-    int last = m->nlayers - 1, classes = m->layers[last]->out_shape.dim[0];
+    cnnviz_workspace_time_steps(ws, p->step);
     double t_all = bench_now();
     for (int first = 0; first < set->count; first += batch) {
         int b = set->count - first < batch ? set->count - first : batch;
@@ -59,78 +65,60 @@ static void profiled_epoch(cnnviz_model *m, const cnnviz_labelled_set *set, int 
         memcpy(y, set->labels + first, (size_t)b);
         p->gather += bench_now() - t;
         cnnviz_model_zero_grads(m);
-        ws->input = x;
-        const float *in = x;
-        for (int i = 0; i <= last; i++) {
-            const cnnviz_layer *l = m->layers[i];
-            cnnviz_pass pass = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
-                                .rng = ws->rng};
-            cnnviz_pass_crop(m, i, last, 1, &pass.rows_read, &pass.cols_read); /* as cnnviz_forward */
-            t = bench_now();
-            if (ws->prep[i]) l->ops->prepare(l, ws->prep[i], 1); /* Winograd's kernel transform */
-            l->ops->forward(l, in, ws->out[i], b, &pass);
-            p->fwd[i] += bench_now() - t;
-            in = ws->out[i];
-        }
-        /* the output layer's fused softmax/cross-entropy backward is counted
-         * as "loss"; then the rest of the layers */
+        cnnviz_forward(ws, x, b, NULL);
+        /* the loss's own part: softmax + cross-entropy and the output
+         * layer's backward, which the loss does before the plan's steps */
+        double steps_before = backward_seconds(ws, p);
         t = bench_now();
-        float *dlogits = scratch, *d = scratch + (size_t)b * classes;
-        cnnviz_softmax_xent(ws->out[last], y, b, classes, dlogits, NULL);
-        p->loss += bench_now() - t;
-        t = bench_now();
-        const cnnviz_layer *out_layer = m->layers[last];
-        cnnviz_pass pass = {.aux = ws->aux[last], .scratch = ws->scratch, .prep = ws->prep[last], .training = 1,
-                            .weight_grads = 1, .rng = ws->rng};
-        /* time the output Dense as a linear layer: the same three sgemms */
-        cnnviz_activation saved = out_layer->activation;
-        ((cnnviz_layer *)out_layer)->activation = CNNVIZ_ACT_LINEAR;
-        out_layer->ops->backward(out_layer, ws->out[last - 1], ws->out[last], dlogits, d, b, &pass);
-        ((cnnviz_layer *)out_layer)->activation = saved;
-        p->bwd[last] += bench_now() - t;
-        const float *dout = d;
-        for (int i = last - 1; i >= 0; i--) {
-            const cnnviz_layer *l = m->layers[i];
-            if (i == 0 && l->nparam == 0) break;
-            /* as cnnviz_backward: nobody wants the input's gradient */
-            float *din = i == 0 ? NULL : dout == ws->grad_a ? ws->grad_b : ws->grad_a;
-            const float *lin = i ? ws->out[i - 1] : ws->input;
-            cnnviz_pass pb = {.aux = ws->aux[i], .scratch = ws->scratch, .prep = ws->prep[i], .training = 1,
-                              .weight_grads = 1,
-                              .rng = ws->rng, .relu_input = cnnviz_fused_relu_pool(m, i),
-                              .dout_masked = cnnviz_fused_relu_pool(m, i + 1)};
-            t = bench_now();
-            l->ops->backward(l, lin, ws->out[i], dout, din, b, &pb);
-            p->bwd[i] += bench_now() - t;
-            dout = din;
-        }
+        cnnviz_loss_backward(m, ws, y, b, scratch, NULL);
+        p->loss += bench_now() - t - (backward_seconds(ws, p) - steps_before);
         t = bench_now();
         cnnviz_regularization_apply(m);
         cnnviz_optimizer_step(opt);
         p->optimizer += bench_now() - t;
     }
     p->total = bench_now() - t_all;
+    cnnviz_workspace_time_steps(ws, NULL);
     free(x);
     free(y);
     free(scratch);
     cnnviz_optimizer_free(opt);
-    cnnviz_workspace_free(ws);
 }
 
-static void print_profile(const cnnviz_model *m, const profile *p, int images) {
-    printf("\nwhere one epoch's time goes (%d images, %.2f s):\n", images, p->total);
-    printf("  %-18s %-15s %10s %10s %7s\n", "layer", "output", "forward s", "backward s", "share");
-    for (int i = 0; i < m->nlayers; i++) {
-        const cnnviz_layer *l = m->layers[i];
-        char shape[64];
+static void print_profile(const cnnviz_model *m, const cnnviz_workspace *ws, const profile *p, int images) {
+    printf("\nwhere one epoch's time goes (%d images, %.2f s; depth-first steps: the threads' time over the "
+           "thread count):\n",
+           images, p->total);
+    printf("  %-34s %-15s %10s %10s %7s\n", "step", "output", "forward s", "backward s", "share");
+    for (int s = 0; s < cnnviz_workspace_num_steps(ws); s++) {
+        const cnnviz_step *st = cnnviz_workspace_step(ws, s);
+        const cnnviz_layer *l = m->layers[st->first + st->count - 1];
+        char shape[64], name[300];
         cnnviz_shape_format(&l->out_shape, shape, sizeof shape);
-        printf("  %-18s %-15s %10.3f %10.3f %6.1f%%\n", l->name, shape, p->fwd[i], p->bwd[i],
-               100.0 * (p->fwd[i] + p->bwd[i]) / p->total);
+        snprintf(name, sizeof name, "%s%s%s", m->layers[st->first]->name, st->count > 1 ? " + " : "",
+                 st->count > 1 ? l->name : "");
+        printf("  %-34s %-15s %10.3f %10.3f %6.1f%%\n", name, shape, p->step[2 * s], p->step[2 * s + 1],
+               100.0 * (p->step[2 * s] + p->step[2 * s + 1]) / p->total);
     }
-    printf("  %-34s %10.3f %10s %6.1f%%\n", "softmax + cross-entropy", p->loss, "", 100.0 * p->loss / p->total);
-    printf("  %-34s %10.3f %10s %6.1f%%\n", "batch gather + scaling", p->gather, "", 100.0 * p->gather / p->total);
-    printf("  %-34s %10.3f %10s %6.1f%%\n", "regularizer + RMSprop step", p->optimizer, "",
+    printf("  %-50s %10.3f %10s %6.1f%%\n", "softmax + cross-entropy + output layer's backward", p->loss, "",
+           100.0 * p->loss / p->total);
+    printf("  %-50s %10.3f %10s %6.1f%%\n", "batch gather + scaling", p->gather, "", 100.0 * p->gather / p->total);
+    printf("  %-50s %10.3f %10s %6.1f%%\n", "regularizer + RMSprop step", p->optimizer, "",
            100.0 * p->optimizer / p->total);
+}
+
+/* The training workspace cnnviz_train makes (src/train/loop.c). */
+static cnnviz_workspace *training_workspace(const cnnviz_model *m, int batch) {
+    cnnviz_error err;
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(batch);
+    o.training = o.weight_grads = 1;
+    o.keep = CNNVIZ_KEEP_LAST;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
+    if (!ws) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        exit(1);
+    }
+    return ws;
 }
 
 int main(int argc, char **argv) {
@@ -205,8 +193,12 @@ int main(int argc, char **argv) {
     if (do_profile) {
         profile p;
         memset(&p, 0, sizeof p);
-        profiled_epoch(m, &train, batch, &p);
-        print_profile(m, &p, train.count);
+        cnnviz_workspace *ws = training_workspace(m, batch);
+        p.step = calloc(2 * (size_t)cnnviz_workspace_num_steps(ws), sizeof *p.step);
+        profiled_epoch(m, ws, &train, batch, &p);
+        print_profile(m, ws, &p, train.count);
+        free(p.step);
+        cnnviz_workspace_free(ws);
     }
     cnnviz_train_result_free(&res);
     cnnviz_model_free(m);

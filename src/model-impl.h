@@ -63,13 +63,10 @@ typedef struct {
     int rows_read, cols_read;
 } cnnviz_pass;
 
-/* Whether the backward of layer i (a max pooling) does the ReLU backward
- * of layer i-1 (a Conv2D with ReLU) for it; see cnnviz_pass. */
+/* Whether the backward of layer i (a max pooling) can do the ReLU backward
+ * of layer i-1 (a Conv2D with ReLU) for it; see cnnviz_pass. The plan
+ * decides it once (src/plan.c). */
 int cnnviz_fused_relu_pool(const cnnviz_model *m, int i);
-
-/* The rows and columns of layer i's output that a pass up to layer last
- * reads (0: all), for cnnviz_pass.rows_read/cols_read; see model.c. */
-void cnnviz_pass_crop(const cnnviz_model *m, int i, int last, int may_crop, int *rows, int *cols);
 
 /* where backward accumulates param q's gradient in this pass (NULL: nowhere) */
 static inline float *cnnviz_param_grad(const cnnviz_param *q, const cnnviz_pass *p) {
@@ -155,34 +152,84 @@ struct cnnviz_model {
     cnnviz_meta_entry *meta;
 };
 
+/* --- the execution plan (src/plan.c) ------------------------------------- */
+
+typedef enum {
+    CNNVIZ_STEP_LAYER,          /* one layer through its ops */
+    /* a Conv2D with ReLU and the max pooling after it: the pooling does the
+     * ReLU's backward (relu_input, dout_masked) and, where nobody reads the
+     * conv's output whole, the conv makes only what the pooling reads */
+    CNNVIZ_STEP_CONV_RELU_POOL,
+    /* the first Conv2D and its pooling as one pass in depth-first training
+     * passes (cnnviz_conv_pool_forward/backward: the conv's output is never
+     * stored); as CONV_RELU_POOL in passes that go layer by layer */
+    CNNVIZ_STEP_CONV_POOL,
+    /* the last layer's one map per sample (cnnviz_workspace_options.one_map) */
+    CNNVIZ_STEP_ONE_MAP,
+} cnnviz_step_kind;
+
+typedef struct {
+    cnnviz_step_kind kind;
+    int first, count; /* layers first .. first + count - 1 */
+} cnnviz_step;
+
+/* What the plan tells layer i's forward and backward (cnnviz_pass). */
+typedef struct {
+    int rows_read, cols_read; /* forward: the part of the output the plan reads (0: all) */
+    int relu_input;           /* backward: a max pooling that does the ReLU's backward below it */
+    int dout_masked;          /* backward: the pooling above did this layer's ReLU backward */
+} cnnviz_layer_hints;
+
+typedef struct {
+    cnnviz_workspace_options opt; /* as asked, with last made a layer index */
+    int nsteps;
+    cnnviz_step *steps;
+    cnnviz_layer_hints *hints; /* for layers 0..last */
+    /* batches of more than CNNVIZ_DEPTH_BATCH go depth-first (plan.c) */
+    int depth_forward, depth_backward;
+} cnnviz_plan;
+
+/* The plan's step count and step s. */
+int cnnviz_workspace_num_steps(const cnnviz_workspace *ws);
+const cnnviz_step *cnnviz_workspace_step(const cnnviz_workspace *ws, int s);
+/* Time each step from now on: seconds[2*s] += forward, seconds[2*s + 1] +=
+ * backward wall time of step s (in depth-first passes, the threads' time
+ * on it over the thread count). NULL stops timing. seconds has 2 * steps. */
+void cnnviz_workspace_time_steps(cnnviz_workspace *ws, double *seconds);
+/* Backward from layer `from` (the last layer of a step, at most the plan's
+ * last) with dout the gradient of its output: what the loss does after the
+ * output layer's own backward (src/train/loss.c). */
+cnnviz_status cnnviz_backward_from(cnnviz_workspace *ws, int from, const float *dout, float *dinput,
+                                   cnnviz_error *err);
+
 struct cnnviz_workspace {
     const cnnviz_model *model;
-    int max_batch, training;
+    cnnviz_plan plan;
+    int max_batch;
     float **out;   /* out[i]: layer i's output, max_batch * size */
     float **aux;   /* aux[i]: layer i's state, may be NULL */
     float **prep;  /* prep[i]: layer i's prepare() buffer, may be NULL */
     float *scratch;
     float *grad_a, *grad_b; /* ping-pong buffers for backward, max activation size */
     const float *input;     /* the input of the latest forward */
-    int pass_training;      /* whether the latest forward was a training pass */
-    /* training passes may run layers 0 and 1 (Conv2D + MaxPooling2D) as
-     * one (cnnviz_conv_pool_forward): codes holds their window positions,
-     * codes_size ints a sample; fused_pass says the latest forward did,
-     * out0_stale that layer 0's output (not written then) has not been
-     * made since (restore_first_output) */
+    int pass_batch;         /* the latest forward's batch; 0: none yet */
+    /* CNNVIZ_STEP_CONV_POOL's window positions, codes_size ints a sample */
     int *codes;
     size_t codes_size;
-    int fused_pass, out0_stale, pass_batch;
-    /* the latest forward's last layer; crops_stale: it was a training pass
-     * that made only the part of some outputs that the pass reads
-     * (cnnviz_pass_crop), and they have not been made whole since
-     * (restore_cropped_outputs) */
-    int pass_last, crops_stale;
     cnnviz_rng *rng;
-    /* depth-first passes (model.c): per thread a scratch and two buffers
+    /* depth-first passes (plan.c): per thread a scratch and two buffers
      * for one micro-batch's gradients (or, in predict, activations); per
      * micro-batch a weight-gradient slab */
     float *depth_scratch, *depth_grad, *depth_slabs;
     size_t depth_scratch_floats, depth_grad_floats;
     int depth_threads; /* 0: the model is too big to run depth-first */
+    /* cnnviz_workspace_time_steps: the caller's array, and per thread
+     * 2 * nsteps seconds of a depth-first pass */
+    double *step_seconds, *thread_seconds;
+    /* CNNVIZ_STEP_ONE_MAP: the layer's geometry, its maps' weights
+     * gathered, and the latest forward's maps */
+    struct cnnviz_one_map *head;
+    float *kmap;
+    const int *maps;
+    int prepared; /* fixed_weights: the first forward has prepared */
 };

@@ -76,9 +76,10 @@ START_TEST(test_real_model_layers) {
     ck_assert_uint_eq(count, cnnviz_shape_size(&in));
 
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 1, 0, &err);
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(1);
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
     ck_assert_ptr_nonnull(ws);
-    cnnviz_forward(m, ws, input, 1, -1, 0);
+    ck_assert_ptr_nonnull(cnnviz_forward(ws, input, 1, &err));
 
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
@@ -105,9 +106,9 @@ START_TEST(test_real_model_layers) {
         ck_assert_int_eq(rank, info.output_shape.rank);
         for (int k = 0; k < rank; k++) ck_assert_int_eq(dims[k], info.output_shape.dim[k]);
         size_t where = 0;
-        double r = layer_diff(cnnviz_layer_output(ws, li), ref, count, &where);
+        double r = layer_diff(cnnviz_layer_output(ws, li, NULL), ref, count, &where);
         ck_assert_msg(r <= LAYER_TOL, "%s layer %s: relative difference %g at %zu (%g vs %g)", file, lname, r, where,
-                      (double)cnnviz_layer_output(ws, li)[where], (double)ref[where]);
+                      (double)cnnviz_layer_output(ws, li, NULL)[where], (double)ref[where]);
         worst = fmax(worst, r);
         free(ref);
         matched++;

@@ -18,7 +18,9 @@
 
 typedef struct {
     cnnviz_model *m;
-    cnnviz_workspace *ws;
+    /* ws[training][input_grad]: the rig's plans (weight gradients, every
+     * output kept), made when first used; ws: the latest forward's */
+    cnnviz_workspace *plans[2][2], *ws;
     int B;
     size_t in_n, out_n; /* per sample */
     float *x;           /* (B, in) */
@@ -45,10 +47,7 @@ static void rig_make(rig *r, cnnviz_shape in, const cnnviz_layer_spec *spec, int
             if (strcmp(l->param[k].name, "moving_variance") == 0) v = 0.5f + v;
             l->param[k].data[j] = v;
         }
-    r->ws = cnnviz_workspace_new(r->m, B, 1, &err);
-    ck_assert_ptr_nonnull(r->ws);
     cnnviz_rng_seed(&r->drop_rng, seed, 9);
-    cnnviz_workspace_set_rng(r->ws, &r->drop_rng);
     r->in_n = cnnviz_shape_size(&in);
     r->out_n = cnnviz_shape_size(&l->out_shape);
     r->x = malloc((size_t)B * r->in_n * sizeof(float));
@@ -57,8 +56,33 @@ static void rig_make(rig *r, cnnviz_shape in, const cnnviz_layer_spec *spec, int
     for (size_t i = 0; i < (size_t)B * r->out_n; i++) r->wr[i] = 2.0f * cnnviz_rng_uniform(&r->rng) - 1.0f;
 }
 
+/* A forward of the rig's input through a plan with weight gradients and,
+ * with input_grad, the input's. */
+static const float *rig_forward(rig *r, int training, int input_grad) {
+    cnnviz_workspace **ws = &r->plans[training != 0][input_grad != 0];
+    if (!*ws) {
+        cnnviz_workspace_options o = cnnviz_workspace_options_init(r->B);
+        o.training = training != 0, o.input_grad = input_grad != 0, o.weight_grads = 1;
+        cnnviz_error err;
+        *ws = cnnviz_workspace_new(r->m, &o, &err);
+        ck_assert_msg(*ws != NULL, "rig: %s", err.msg);
+        cnnviz_workspace_set_rng(*ws, &r->drop_rng);
+    }
+    r->ws = *ws;
+    const float *y = cnnviz_forward(r->ws, r->x, r->B, NULL);
+    ck_assert_ptr_nonnull(y);
+    return y;
+}
+
+/* The backward of the latest rig_forward. */
+static void rig_backward(rig *r, const float *dout, float *dx) {
+    cnnviz_error err;
+    ck_assert_msg(cnnviz_backward(r->ws, dout, dx, &err) == CNNVIZ_OK, "rig: %s", err.msg);
+}
+
 static void rig_free(rig *r) {
-    cnnviz_workspace_free(r->ws);
+    for (int t = 0; t < 2; t++)
+        for (int g = 0; g < 2; g++) cnnviz_workspace_free(r->plans[t][g]);
     cnnviz_model_free(r->m);
     free(r->x);
     free(r->wr);
@@ -78,7 +102,7 @@ static void rig_distinct_inputs(rig *r) {
 static double rig_loss(rig *r, int training) {
     /* a dropout layer draws a new mask each training pass: replay the same one */
     cnnviz_rng saved = r->drop_rng;
-    const float *y = cnnviz_forward(r->m, r->ws, r->x, r->B, -1, training);
+    const float *y = rig_forward(r, training, 1);
     r->drop_rng = saved;
     double s = 0.0;
     for (size_t i = 0; i < (size_t)r->B * r->out_n; i++) s += (double)r->wr[i] * y[i];
@@ -124,7 +148,7 @@ static void check_gradients(rig *r, int training) {
     float *dx = malloc((size_t)r->B * r->in_n * sizeof(float));
     cnnviz_model_zero_grads(r->m);
     rig_loss(r, training);
-    cnnviz_backward(r->m, r->ws, r->wr, r->B, -1, 1, dx);
+    rig_backward(r, r->wr, dx);
     /* the analytic gradients must be of the same forward the FD replays */
     float *gcopy = malloc((r->m->num_params + 1) * sizeof(float));
     memcpy(gcopy, r->m->grads, r->m->num_params * sizeof(float));
@@ -229,15 +253,16 @@ static void check_conv_forward(int H, int W, int C, int F, int k, int s, int sam
     ck_assert_int_eq(l->nparam, no_bias ? 1 : 2);
     float *ref = malloc((size_t)B * r.out_n * sizeof(float));
     naive_conv(r.x, B, H, W, C, l->param[0].data, no_bias ? NULL : l->param[1].data, k, k, F, s, same, ref);
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, B, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     size_t at = 0;
     double d = max_rel_diff(y, ref, (size_t)B * r.out_n, 1.0, &at);
     ck_assert_msg(d < 1e-5, "conv %dx%dx%d k%d s%d %s: off by %g at %zu", H, W, C, k, s, same ? "same" : "valid", d,
                   at);
-    /* an inference workspace (columns in scratch, not aux) gives the same bits */
+    /* an inference workspace without backward gives the same bits */
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(r.m, B, 0, &err);
-    const float *y2 = cnnviz_forward(r.m, ws, r.x, B, -1, 0);
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(B);
+    cnnviz_workspace *ws = cnnviz_workspace_new(r.m, &o, &err);
+    const float *y2 = cnnviz_forward(ws, r.x, B, &err);
     ck_assert_int_eq(memcmp(y, y2, (size_t)B * r.out_n * sizeof(float)), 0);
     cnnviz_workspace_free(ws);
     free(ref);
@@ -314,10 +339,10 @@ static void layer_widths_same_bits(const char *what, cnnviz_shape in, const cnnv
         y[wide] = malloc(n * sizeof(float));
         dx[wide] = calloc(nin, sizeof(float));
         g[wide] = calloc(np, sizeof(float));
-        memcpy(y[wide], cnnviz_forward(r.m, r.ws, r.x, B, -1, training), n * sizeof(float));
+        memcpy(y[wide], rig_forward(&r, training, training != 2), n * sizeof(float));
         if (training) {
             cnnviz_model_zero_grads(r.m);
-            cnnviz_backward(r.m, r.ws, r.wr, B, -1, 1, training == 2 ? NULL : dx[wide]);
+            rig_backward(&r, r.wr, training == 2 ? NULL : dx[wide]);
             memcpy(g[wide], r.m->grads, np * sizeof(float));
         }
         rig_free(&r);
@@ -402,7 +427,7 @@ START_TEST(conv_same_hand_computed) {
     rig_make(&r, cnnviz_shape3(5, 5, 1), &spec, 1, 1);
     for (int i = 0; i < 9; i++) r.m->layers[0]->param[0].data[i] = 1.0f;
     for (int i = 0; i < 25; i++) r.x[i] = (float)i;
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, 1, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     const float want[9] = {12, 27, 24, 63, 108, 81, 72, 117, 84};
     for (int i = 0; i < 9; i++) ck_assert_float_eq_tol(y[i], want[i], 1e-4);
     rig_free(&r);
@@ -419,7 +444,7 @@ START_TEST(conv_same_even_kernel_pads_bottom_right) {
     float *w = r.m->layers[0]->param[0].data;
     w[0] = 1.0f, w[1] = w[2] = w[3] = 0.0f;
     for (int i = 0; i < 9; i++) r.x[i] = (float)(i + 1);
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, 1, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     for (int i = 0; i < 9; i++) ck_assert_float_eq(y[i], r.x[i]);
     rig_free(&r);
 }
@@ -434,7 +459,7 @@ static void check_pool_forward(int is_max, int H, int W, int C, int k, int s, in
     ck_assert_int_eq(r.m->layers[0]->out_shape.dim[1], OW);
     float *ref = malloc((size_t)B * r.out_n * sizeof(float));
     naive_pool(r.x, B, H, W, C, k, s ? s : k, same, is_max, ref);
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, B, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     double d = max_rel_diff(y, ref, (size_t)B * r.out_n, 1.0, NULL);
     ck_assert_msg(d < 1e-6, "%s pool %dx%d k%d s%d: off by %g", is_max ? "max" : "avg", H, W, k, s, d);
     free(ref);
@@ -473,7 +498,7 @@ START_TEST(pool_same_hand_computed) {
         rig r;
         rig_make(&r, cnnviz_shape3(4, 4, 1), &spec, 1, 1);
         for (int i = 0; i < 16; i++) r.x[i] = (float)i;
-        const float *y = cnnviz_forward(r.m, r.ws, r.x, 1, -1, 0);
+        const float *y = rig_forward(&r, 0, 1);
         for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(y[i], (is_max ? want_max[i] : want_avg[i]), 1e-6);
         rig_free(&r);
     }
@@ -486,7 +511,7 @@ START_TEST(maxpool_same_ignores_padding) {
     rig r;
     rig_make(&r, cnnviz_shape3(3, 3, 1), &spec, 1, 1);
     for (int i = 0; i < 9; i++) r.x[i] = -1.0f - (float)i;
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, 1, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     const float want[4] = {-1, -3, -7, -9};
     for (int i = 0; i < 4; i++) ck_assert_float_eq(y[i], want[i]);
     rig_free(&r);
@@ -501,9 +526,9 @@ START_TEST(maxpool_ties_take_first) {
         rig r;
         rig_make(&r, cnnviz_shape3(4, 4, C), &spec, 1, 2);
         for (size_t i = 0; i < r.in_n; i++) r.x[i] = 1.0f;
-        cnnviz_forward(r.m, r.ws, r.x, 1, -1, 1);
+        rig_forward(&r, 1, 1);
         float dx[4 * 4 * 16];
-        cnnviz_backward(r.m, r.ws, r.wr, 1, -1, 0, dx);
+        rig_backward(&r, r.wr, dx);
         for (int iy = 0; iy < 4; iy++)
             for (int ix = 0; ix < 4; ix++)
                 for (int c = 0; c < C; c++) {
@@ -596,10 +621,12 @@ static void compare_fused_with_separate(cnnviz_shape in, cnnviz_layer_spec spec,
     ck_assert_int_eq(cnnviz_model_finalize(m2, &err), CNNVIZ_OK);
     ck_assert_int_eq(cnnviz_model_alloc_grads(m2, &err), CNNVIZ_OK);
     memcpy(m2->params, r.m->params, r.m->num_params * sizeof(float));
-    cnnviz_workspace *ws2 = cnnviz_workspace_new(m2, B, 1, &err);
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(B);
+    o.training = o.input_grad = o.weight_grads = 1;
+    cnnviz_workspace *ws2 = cnnviz_workspace_new(m2, &o, &err);
     size_t nout = (size_t)B * r.out_n, nin = (size_t)B * r.in_n;
-    const float *y1 = cnnviz_forward(r.m, r.ws, r.x, B, -1, 1);
-    const float *y2 = cnnviz_forward(m2, ws2, r.x, B, -1, 1);
+    const float *y1 = rig_forward(&r, 1, 1);
+    const float *y2 = cnnviz_forward(ws2, r.x, B, &err);
     ck_assert_int_eq(memcmp(y1, y2, nout * sizeof(float)), 0);
     int negative = 0;
     for (size_t i = 0; i < nout; i++) negative += y1[i] <= 0.0f;
@@ -607,8 +634,8 @@ static void compare_fused_with_separate(cnnviz_shape in, cnnviz_layer_spec spec,
     float *dx1 = malloc(nin * sizeof(float)), *dx2 = malloc(nin * sizeof(float));
     cnnviz_model_zero_grads(r.m);
     cnnviz_model_zero_grads(m2);
-    cnnviz_backward(r.m, r.ws, r.wr, B, -1, 1, dx1);
-    cnnviz_backward(m2, ws2, r.wr, B, -1, 1, dx2);
+    rig_backward(&r, r.wr, dx1);
+    ck_assert_int_eq(cnnviz_backward(ws2, r.wr, dx2, &err), CNNVIZ_OK);
     ck_assert_msg(max_rel_diff(dx1, dx2, nin, 1e-3, NULL) < 1e-6, "fused %s input gradient",
                   cnnviz_activation_name(act));
     ck_assert_msg(max_rel_diff(r.m->grads, m2->grads, r.m->num_params, 1e-3, NULL) < 1e-6,
@@ -616,7 +643,8 @@ static void compare_fused_with_separate(cnnviz_shape in, cnnviz_layer_spec spec,
     /* without an input gradient the first layer may fold ReLU's mask into
      * its weight-gradient kernel: the same gradients */
     cnnviz_model_zero_grads(r.m);
-    cnnviz_backward(r.m, r.ws, r.wr, B, -1, 1, NULL);
+    rig_forward(&r, 1, 0);
+    rig_backward(&r, r.wr, NULL);
     ck_assert_msg(max_rel_diff(r.m->grads, m2->grads, r.m->num_params, 1e-3, NULL) < 1e-6,
                   "fused %s weight gradients without an input gradient", cnnviz_activation_name(act));
     free(dx1);
@@ -675,7 +703,7 @@ START_TEST(dense_forward_and_gradients) {
     memcpy(w, wv, sizeof wv);
     b[0] = 0.5f, b[1] = -0.5f;
     r.x[0] = 1, r.x[1] = 2, r.x[2] = 3;
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, 1, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     ck_assert_float_eq_tol(y[0], 1 + 6 + 15 + 0.5f, 1e-5);
     ck_assert_float_eq_tol(y[1], 2 + 8 + 18 - 0.5f, 1e-5);
     rig_free(&r);
@@ -725,8 +753,9 @@ static void relu_pool_backward_fused_body(void) {
         float *dx1 = malloc(nin * sizeof *dx1), *dx2 = malloc(nin * sizeof *dx2);
         for (size_t i = 0; i < nin; i++) x[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
         for (size_t i = 0; i < nout; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
-        cnnviz_workspace *w1 = cnnviz_workspace_new(fused, B, 1, &err), *w2 = cnnviz_workspace_new(plain, B, 1, &err);
-        const float *y1 = cnnviz_forward(fused, w1, x, B, -1, 1), *y2 = cnnviz_forward(plain, w2, x, B, -1, 1);
+        cnnviz_workspace *w1 = test_workspace(fused, B, 1, -1, CNNVIZ_KEEP_ALL, 1, 1);
+        cnnviz_workspace *w2 = test_workspace(plain, B, 1, -1, CNNVIZ_KEEP_ALL, 1, 1);
+        const float *y1 = cnnviz_forward(w1, x, B, &err), *y2 = cnnviz_forward(w2, x, B, &err);
         ck_assert_int_eq(memcmp(y1, y2, nout * sizeof *y1), 0);
         /* some pooled maxima are 0: the case the fusion must get right */
         int zeros = 0;
@@ -734,18 +763,22 @@ static void relu_pool_backward_fused_body(void) {
         ck_assert_int_gt(zeros, 0);
         cnnviz_model_zero_grads(fused);
         cnnviz_model_zero_grads(plain);
-        cnnviz_backward(fused, w1, dy, B, -1, 1, dx1);
-        cnnviz_backward(plain, w2, dy, B, -1, 1, dx2);
+        ck_assert_int_eq(cnnviz_backward(w1, dy, dx1, &err), CNNVIZ_OK);
+        ck_assert_int_eq(cnnviz_backward(w2, dy, dx2, &err), CNNVIZ_OK);
         ck_assert_int_eq(memcmp(dx1, dx2, nin * sizeof *dx1), 0);
         ck_assert_int_eq(memcmp(fused->grads, plain->grads, fused->num_params * sizeof(float)), 0);
+        cnnviz_workspace_free(w1);
+        cnnviz_workspace_free(w2);
         /* backward that starts at the Conv2D itself still applies its ReLU */
-        (void)cnnviz_forward(fused, w1, x, B, 0, 1);
+        w1 = test_workspace(fused, B, 1, 0, CNNVIZ_KEEP_ALL, 1, 0);
+        w2 = test_workspace(plain, B, 1, 1, CNNVIZ_KEEP_ALL, 1, 0);
+        (void)cnnviz_forward(w1, x, B, &err);
         size_t nconv = (size_t)B * 8 * 8 * 32;
         float *dc = malloc(nconv * sizeof *dc);
         for (size_t i = 0; i < nconv; i++) dc[i] = 1.0f;
-        cnnviz_backward(fused, w1, dc, B, 0, 0, dx1);
-        (void)cnnviz_forward(plain, w2, x, B, 1, 1);
-        cnnviz_backward(plain, w2, dc, B, 1, 0, dx2);
+        ck_assert_int_eq(cnnviz_backward(w1, dc, dx1, &err), CNNVIZ_OK);
+        (void)cnnviz_forward(w2, x, B, &err);
+        ck_assert_int_eq(cnnviz_backward(w2, dc, dx2, &err), CNNVIZ_OK);
         ck_assert_int_eq(memcmp(dx1, dx2, nin * sizeof *dx1), 0);
         free(dc);
         cnnviz_workspace_free(w1);
@@ -794,11 +827,11 @@ static void sparse_conv_case(int H, int C, int F, int k, int B) {
     float *dxf = malloc(nin * sizeof *dxf);
     for (size_t i = 0; i < nin; i++) x[i] = cnnviz_rng_uniform(&rng);
     for (size_t i = 0; i < nout; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
-    (void)cnnviz_forward(m, ws, x, B, -1, 1);
-    const float *y = cnnviz_layer_output(ws, 0);
+    cnnviz_workspace *ws = test_workspace(m, B, 1, -1, CNNVIZ_KEEP_ALL, 1, 1);
+    (void)cnnviz_forward(ws, x, B, &err);
+    const float *y = cnnviz_layer_output(ws, 0, &err);
     cnnviz_model_zero_grads(m);
-    cnnviz_backward(m, ws, dy, B, -1, 1, dx);
+    ck_assert_int_eq(cnnviz_backward(ws, dy, dx, &err), CNNVIZ_OK);
     size_t nz = 0;
     for (int b = 0; b < B; b++)
         for (int py = 0; py < P; py++)
@@ -901,16 +934,16 @@ static void winograd3_case(int H, int W, int C, int F, int same, int relu, int d
     const cnnviz_layer *l = m->layers[0];
     const float *w = l->param[0].data, *bias = l->param[1].data;
     naive_conv(x, B, H, W, C, w, bias, 3, 3, F, 1, same, yref);
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
-    ck_assert_ptr_nonnull(ws);
-    const float *y = cnnviz_forward(m, ws, x, B, 0, 1);
+    cnnviz_workspace *w0 = test_workspace(m, B, 1, 0, CNNVIZ_KEEP_ALL, 0, 0);
+    const float *y = cnnviz_forward(w0, x, B, &err);
     size_t at = 0;
     for (size_t i = 0; i < nout; i++) yref[i] = relu && yref[i] < 0.0f ? 0.0f : yref[i];
     double d = max_rel_diff(y, yref, nout, 1.0, &at);
     ck_assert_msg(d < 2e-5, "%dx%dx%d F%d B%d: output off by %g at %zu", H, W, C, F, B, d, at);
-    (void)cnnviz_forward(m, ws, x, B, -1, 1);
+    cnnviz_workspace *ws = test_workspace(m, B, 1, -1, CNNVIZ_KEEP_ALL, 1, 1);
+    (void)cnnviz_forward(ws, x, B, &err);
     cnnviz_model_zero_grads(m);
-    cnnviz_backward(m, ws, dy, B, -1, 1, dx);
+    ck_assert_int_eq(cnnviz_backward(ws, dy, dx, &err), CNNVIZ_OK);
     for (int b = 0; b < B; b++)
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++)
@@ -940,6 +973,7 @@ static void winograd3_case(int H, int W, int C, int F, int same, int relu, int d
     d = max_rel_diff(dx, dxf, nin, 1.0, &at);
     ck_assert_msg(d < 5e-5, "%dx%dx%d F%d B%d: input gradient off by %g at %zu", H, W, C, F, B, d, at);
     cnnviz_workspace_free(ws);
+    cnnviz_workspace_free(w0);
     cnnviz_model_free(m);
     free(x), free(dy), free(dx), free(yref), free(dwf), free(dbf), free(dxf), free(dw), free(db), free(dxr);
 }
@@ -965,7 +999,7 @@ END_TEST
  * training (cnnviz_conv_pool_forward/backward, where the CPU has AVX-512 or AVX2):
  * against the same net with a Dropout(0) after the pooling, which keeps
  * the driver on its layer-by-layer path where each layer runs alone. The
- * pooled output and the conv's output (made again on request) are the
+ * pooled output and the conv's output (in a plan that keeps it) are the
  * same bits; the gradients are the same sums in another order (measured
  * against max(|value|, 1): sums of ~400 terms of size ~0.5, where a
  * dropped term shows as ~0.1); an input gradient asked of a fused pass is
@@ -1006,17 +1040,27 @@ static void conv_pool_fused_matches_separate_body(void) {
     float *dxa = malloc(nin * sizeof *dxa), *dxb = malloc(nin * sizeof *dxb);
     for (size_t i = 0; i < nin; i++) x[i] = cnnviz_rng_uniform(&rng);
     for (int i = 0; i < B * 7; i++) dy[i] = 2.0f * cnnviz_rng_uniform(&rng) - 1.0f;
-    cnnviz_workspace *wa = cnnviz_workspace_new(a, B, 1, &err), *wb = cnnviz_workspace_new(b, B, 1, &err);
     for (int want_dx = 0; want_dx < 2; want_dx++) {
-        (void)cnnviz_forward(a, wa, x, B, -1, 1);
-        (void)cnnviz_forward(b, wb, x, B, -1, 1);
-        ck_assert_int_eq(memcmp(cnnviz_layer_output(wa, 1), cnnviz_layer_output(wb, 1), npool * sizeof(float)), 0);
-        if (want_dx) /* the conv's output, not written by a fused pass, on request */
-            ck_assert_int_eq(memcmp(cnnviz_layer_output(wa, 0), cnnviz_layer_output(wb, 0), nconv * sizeof(float)), 0);
+        /* training's plan (keep only the last output, no input gradient)
+         * runs a's first conv and pooling as one; b's cannot be */
+        cnnviz_keep keep = want_dx ? CNNVIZ_KEEP_ALL : CNNVIZ_KEEP_LAST;
+        cnnviz_workspace *wa = test_workspace(a, B, 1, -1, keep, want_dx, 1);
+        cnnviz_workspace *wb = test_workspace(b, B, 1, -1, keep, want_dx, 1);
+        if (!want_dx && cnnviz_conv_pool_fusable(a->layers[0], a->layers[1]))
+            ck_assert_int_eq(cnnviz_workspace_step(wa, 0)->kind, CNNVIZ_STEP_CONV_POOL);
+        ck_assert_int_ne(cnnviz_workspace_step(wb, 0)->kind, CNNVIZ_STEP_CONV_POOL);
+        (void)cnnviz_forward(wa, x, B, &err);
+        (void)cnnviz_forward(wb, x, B, &err);
+        ck_assert_int_eq(memcmp(wa->out[1], wb->out[1], npool * sizeof(float)), 0);
+        if (want_dx) /* a plan that keeps every output makes the conv's */
+            ck_assert_int_eq(memcmp(cnnviz_layer_output(wa, 0, &err), cnnviz_layer_output(wb, 0, &err),
+                                    nconv * sizeof(float)), 0);
         cnnviz_model_zero_grads(a);
         cnnviz_model_zero_grads(b);
-        cnnviz_backward(a, wa, dy, B, -1, 1, want_dx ? dxa : NULL);
-        cnnviz_backward(b, wb, dy, B, -1, 1, want_dx ? dxb : NULL);
+        ck_assert_int_eq(cnnviz_backward(wa, dy, want_dx ? dxa : NULL, &err), CNNVIZ_OK);
+        ck_assert_int_eq(cnnviz_backward(wb, dy, want_dx ? dxb : NULL, &err), CNNVIZ_OK);
+        cnnviz_workspace_free(wa);
+        cnnviz_workspace_free(wb);
         size_t at = 0;
         double d = max_rel_diff(a->grads, b->grads, a->num_params, 1.0, &at);
         ck_assert_msg(d < 1e-5, "gradients (input gradient %s) off by %g at %zu", want_dx ? "wanted" : "not wanted", d,
@@ -1026,8 +1070,6 @@ static void conv_pool_fused_matches_separate_body(void) {
     double s = 0.0;
     for (size_t j = 0; j < (size_t)9 * 64; j++) s += fabs(a->grads[a->layers[0]->param[0].offset + j]);
     ck_assert_msg(s > 0.0, "the conv's kernel gradient is all zero");
-    cnnviz_workspace_free(wa);
-    cnnviz_workspace_free(wb);
     cnnviz_model_free(a);
     cnnviz_model_free(b);
     free(x), free(dy), free(dxa), free(dxb);
@@ -1139,7 +1181,7 @@ START_TEST(batchnorm_forward_and_gradients) {
             const float *mean = l->param[k++].data;
             ck_assert_str_eq(l->param[k].name, "moving_variance");
             const float *var = l->param[k].data;
-            const float *y = cnnviz_forward(r.m, r.ws, r.x, 3, -1, 0);
+            const float *y = rig_forward(&r, 0, 1);
             int C = shapes[si].dim[shapes[si].rank - 1];
             for (size_t i = 0; i < 3 * r.in_n; i++) {
                 int c = (int)(i % (size_t)C);
@@ -1158,14 +1200,14 @@ START_TEST(dropout_inference_and_training) {
     spec.rate = 0.4f;
     rig r;
     rig_make(&r, cnnviz_shape1(1000), &spec, 2, 60);
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, 2, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     ck_assert_int_eq(memcmp(y, r.x, 2000 * sizeof(float)), 0);
-    /* inference forward in a training workspace: backward is the identity */
+    /* an inference plan's backward is the identity */
     float *dx = malloc(2000 * sizeof(float));
-    cnnviz_backward(r.m, r.ws, r.wr, 2, -1, 1, dx);
+    rig_backward(&r, r.wr, dx);
     ck_assert_int_eq(memcmp(dx, r.wr, 2000 * sizeof(float)), 0);
 
-    y = cnnviz_forward(r.m, r.ws, r.x, 2, -1, 1);
+    y = rig_forward(&r, 1, 1);
     int dropped = 0;
     for (int i = 0; i < 2000; i++) {
         if (y[i] == 0.0f)
@@ -1175,7 +1217,7 @@ START_TEST(dropout_inference_and_training) {
     }
     ck_assert_int_gt(dropped, 700); /* 800 expected */
     ck_assert_int_lt(dropped, 900);
-    cnnviz_backward(r.m, r.ws, r.wr, 2, -1, 1, dx);
+    rig_backward(&r, r.wr, dx);
     for (int i = 0; i < 2000; i++) ck_assert_float_eq_tol(dx[i], y[i] == 0.0f ? 0.0f : r.wr[i] / 0.6f, 1e-6);
     free(dx);
     /* the finite-difference check replays the mask */
@@ -1192,7 +1234,7 @@ START_TEST(shape_layers) {
     rig_make(&r, cnnviz_shape3(2, 3, 4), &spec, 2, 70);
     ck_assert_int_eq(r.m->layers[0]->out_shape.rank, 1);
     ck_assert_int_eq(r.m->layers[0]->out_shape.dim[0], 24);
-    const float *y = cnnviz_forward(r.m, r.ws, r.x, 2, -1, 0);
+    const float *y = rig_forward(&r, 0, 1);
     ck_assert_int_eq(memcmp(y, r.x, 48 * sizeof(float)), 0);
     check_gradients(&r, 1);
     rig_free(&r);
@@ -1215,14 +1257,14 @@ START_TEST(shape_layers) {
     spec.scale = 1.0f / 255.0f;
     spec.offset = -0.5f;
     rig_make(&r, cnnviz_shape3(2, 2, 1), &spec, 2, 72);
-    y = cnnviz_forward(r.m, r.ws, r.x, 2, -1, 0);
+    y = rig_forward(&r, 0, 1);
     for (int i = 0; i < 8; i++) ck_assert_float_eq_tol(y[i], r.x[i] / 255.0f - 0.5f, 1e-7);
     check_gradients(&r, 1);
     rig_free(&r);
 
     spec = cnnviz_layer_spec_init(CNNVIZ_LAYER_IDENTITY);
     rig_make(&r, cnnviz_shape3(2, 2, 3), &spec, 2, 73);
-    y = cnnviz_forward(r.m, r.ws, r.x, 2, -1, 0);
+    y = rig_forward(&r, 0, 1);
     ck_assert_int_eq(memcmp(y, r.x, 24 * sizeof(float)), 0);
     check_gradients(&r, 1);
     rig_free(&r);

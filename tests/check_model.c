@@ -162,11 +162,12 @@ START_TEST(workspace_and_predict) {
     float *p = malloc((size_t)n * 10 * sizeof(float));
     cnnviz_error err;
     ck_assert_int_eq(cnnviz_model_predict(m, x, n, 8, p, &err), CNNVIZ_OK);
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, n, 0, &err);
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(n);
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
     ck_assert_ptr_nonnull(ws);
     ck_assert_int_eq(cnnviz_workspace_max_batch(ws), n);
-    const float *y = cnnviz_forward(m, ws, x, n, -1, 0);
-    ck_assert_ptr_eq(y, cnnviz_layer_output(ws, 7));
+    const float *y = cnnviz_forward(ws, x, n, &err);
+    ck_assert_ptr_eq(y, cnnviz_layer_output(ws, 7, &err));
     /* batches of 8 run layer by layer, 37 depth-first in micro-batches: the
      * same arithmetic on every sample, so the same bits */
     ck_assert_msg(memcmp(p, y, (size_t)n * 10 * sizeof(float)) == 0, "predict differs from forward");
@@ -180,9 +181,16 @@ START_TEST(workspace_and_predict) {
         for (int k = 0; k < 10; k++) s += p[i * 10 + k];
         ck_assert_msg(fabs(s - 1.0) < 1e-5, "probabilities of %d sum to %g", i, s);
     }
-    /* forward up to a layer stops there and leaves that layer's output */
-    const float *c2 = cnnviz_forward(m, ws, x, 3, 2, 0);
-    ck_assert_ptr_eq(c2, cnnviz_layer_output(ws, 2));
+    /* a batch the workspace was not made for is an error */
+    ck_assert_ptr_null(cnnviz_forward(ws, x, n + 1, &err));
+    ck_assert_ptr_null(cnnviz_forward(ws, x, 0, &err));
+    cnnviz_workspace_free(ws);
+    /* a plan up to a layer stops there and leaves that layer's output */
+    o.last = 2;
+    ws = cnnviz_workspace_new(m, &o, &err);
+    const float *c2 = cnnviz_forward(ws, x, 3, &err);
+    ck_assert_ptr_eq(c2, cnnviz_layer_output(ws, 2, &err));
+    ck_assert_ptr_null(cnnviz_layer_output(ws, 3, &err));
     cnnviz_workspace_free(ws);
     free(p);
     free(x);
@@ -190,13 +198,14 @@ START_TEST(workspace_and_predict) {
 }
 END_TEST
 
-/* A training pass makes only the rows and columns of conv2d_1 (11x11)
- * that max_pooling2d_1 reads (10x10: 25 of F(2x2)'s 36 tiles) and leaves
- * the rest zero; those it makes and the pooled output are the same bits
- * as an inference pass's (conv2d_2 after them is not: training takes
- * F(3x3) for it), and the whole output is made
- * on request (cnnviz_layer_output) or for a backward that ends at it.
- * B = 37 runs depth-first, B = 8 layer by layer. */
+/* A training plan that keeps only the last output makes only the rows and
+ * columns of conv2d_1 (11x11) that max_pooling2d_1 reads (10x10: 25 of
+ * F(2x2)'s 36 tiles) and leaves the rest zero; those it makes and the
+ * pooled output are the same bits as an inference pass's (conv2d_2 after
+ * them is not: training takes F(3x3) for it). Its output is not kept, so
+ * reading it or starting a backward there is an error; a plan that ends
+ * at conv2d_1 makes it whole. B = 37 runs depth-first, B = 8 layer by
+ * layer. */
 START_TEST(training_pass_crops_pooled_conv) {
     cnnviz_model *m = seed_net();
     cnnviz_rng rng;
@@ -209,14 +218,15 @@ START_TEST(training_pass_crops_pooled_conv) {
         int n = sizes[t];
         float *x = random_images(n, 4);
         size_t conv = (size_t)11 * 11 * 64, pooled = (size_t)5 * 5 * 64;
-        cnnviz_workspace *wi = cnnviz_workspace_new(m, n, 0, &err), *wt = cnnviz_workspace_new(m, n, 1, &err);
-        ck_assert_ptr_nonnull(wi);
-        ck_assert_ptr_nonnull(wt);
-        (void)cnnviz_forward(m, wi, x, n, -1, 0);
-        (void)cnnviz_forward(m, wt, x, n, -1, 1);
+        cnnviz_workspace *wi = test_workspace(m, n, 0, -1, CNNVIZ_KEEP_ALL, 0, 0);
+        cnnviz_workspace *wt = test_workspace(m, n, 1, -1, CNNVIZ_KEEP_LAST, 0, 1);
+        ck_assert_int_eq(wt->plan.hints[2].rows_read, 10);
+        ck_assert_int_eq(wi->plan.hints[2].rows_read, 0);
+        (void)cnnviz_forward(wi, x, n, &err);
+        (void)cnnviz_forward(wt, x, n, &err);
         ck_assert_msg(memcmp(wi->out[3], wt->out[3], n * pooled * sizeof(float)) == 0, "B=%d: pooled output", n);
-        ck_assert_int_eq(wt->crops_stale, 1);
-        const float *ci = wi->out[2], *ct = wt->out[2];
+        const float *ci = cnnviz_layer_output(wi, 2, &err), *ct = wt->out[2];
+        ck_assert_ptr_nonnull(ci);
         for (int b = 0; b < n; b++)
             for (int y = 0; y < 11; y++)
                 for (int xx = 0; xx < 11; xx++)
@@ -228,22 +238,132 @@ START_TEST(training_pass_crops_pooled_conv) {
                         else
                             ck_assert_msg(ct[k] == 0.0f, "B=%d: (%d, %d) made: %g", n, y, xx, ct[k]);
                     }
-        ck_assert_msg(memcmp(cnnviz_layer_output(wt, 2), ci, n * conv * sizeof(float)) == 0, "B=%d: restored", n);
-        ck_assert_int_eq(wt->crops_stale, 0);
-        /* a backward that ends at conv2d_1 reads its whole output */
-        (void)cnnviz_forward(m, wt, x, n, -1, 1);
-        ck_assert_int_eq(wt->crops_stale, 1);
+        /* not kept: an error, not a recomputation */
+        ck_assert_ptr_null(cnnviz_layer_output(wt, 2, &err));
+        ck_assert_int_eq(err.code, CNNVIZ_ERR_INVALID);
         float *dy = calloc(n * conv, sizeof *dy), *dx = malloc((size_t)n * 784 * sizeof *dx);
         for (size_t k = 0; k < n * conv; k++) dy[k] = cnnviz_rng_uniform(&rng) - 0.5f;
-        cnnviz_backward(m, wt, dy, n, 2, 0, dx);
-        ck_assert_int_eq(wt->crops_stale, 0);
-        ck_assert_msg(memcmp(wt->out[2], ci, n * conv * sizeof(float)) == 0, "B=%d: restored for backward", n);
+        ck_assert_int_eq(cnnviz_backward_from(wt, 2, dy, NULL, &err), CNNVIZ_ERR_INVALID);
+        /* a plan whose backward starts at conv2d_1 makes its whole output */
+        cnnviz_workspace *w2 = test_workspace(m, n, 1, 2, CNNVIZ_KEEP_LAST, 1, 0);
+        (void)cnnviz_forward(w2, x, n, &err);
+        ck_assert_msg(memcmp(cnnviz_layer_output(w2, 2, &err), ci, n * conv * sizeof(float)) == 0,
+                      "B=%d: whole for a backward", n);
+        ck_assert_int_eq(cnnviz_backward(w2, dy, dx, &err), CNNVIZ_OK);
         free(dy);
         free(dx);
         cnnviz_workspace_free(wi);
         cnnviz_workspace_free(wt);
+        cnnviz_workspace_free(w2);
         free(x);
     }
+    cnnviz_model_free(m);
+}
+END_TEST
+
+/* The plan's test: a caller that keeps every output and one that keeps
+ * only the last get the same final outputs, in inference and in training
+ * (where keeping only the last lets the plan crop conv2d_1 and, on CPUs
+ * with AVX2 or AVX-512, run the first conv and its pooling as one), and
+ * the same weight gradients (in the same order, but for that one pass's,
+ * conv_pool_fused_matches_separate); the output of a layer the plan did
+ * not keep is an error. B = 37 depth-first, 5 layer by layer. */
+START_TEST(keep_all_and_keep_last_agree) {
+    cnnviz_model *m = seed_net();
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 21, 0);
+    cnnviz_model_init_weights(m, &rng);
+    cnnviz_error err;
+    ck_assert_int_eq(cnnviz_model_alloc_grads(m, &err), CNNVIZ_OK);
+    const int sizes[2] = {37, 5};
+    for (int t = 0; t < 2; t++)
+        for (int training = 0; training < 2; training++) {
+            int n = sizes[t];
+            float *x = random_images(n, 6), *g[2], y[2][37 * 10];
+            int one_pass = 0; /* the first conv and its pooling went as one */
+            float *dout = malloc((size_t)n * 10 * sizeof *dout);
+            for (int k = 0; k < n * 10; k++) dout[k] = cnnviz_rng_uniform(&rng) - 0.5f;
+            for (int keep = 0; keep < 2; keep++) {
+                cnnviz_keep how = keep ? CNNVIZ_KEEP_LAST : CNNVIZ_KEEP_ALL;
+                cnnviz_workspace *ws = test_workspace(m, n, training, -1, how, 0, training);
+                one_pass |= cnnviz_workspace_step(ws, 0)->kind == CNNVIZ_STEP_CONV_POOL && n > 8;
+                const float *out = cnnviz_forward(ws, x, n, &err);
+                ck_assert_ptr_nonnull(out);
+                memcpy(y[keep], out, (size_t)n * 10 * sizeof(float));
+                ck_assert_ptr_eq(cnnviz_layer_output(ws, 7, &err), out);
+                const float *mid = cnnviz_layer_output(ws, 2, &err);
+                if (keep) {
+                    ck_assert_ptr_null(mid);
+                    ck_assert_str_eq(err.msg, "the output of layer 'conv2d_1' is not kept: this workspace keeps "
+                                              "only the last layer's");
+                } else {
+                    ck_assert_ptr_nonnull(mid);
+                }
+                g[keep] = calloc(m->num_params, sizeof(float));
+                if (training) {
+                    cnnviz_model_zero_grads(m);
+                    ck_assert_int_eq(cnnviz_backward(ws, dout, NULL, &err), CNNVIZ_OK);
+                    memcpy(g[keep], m->grads, m->num_params * sizeof(float));
+                } else {
+                    /* no backward in the plan */
+                    ck_assert_int_eq(cnnviz_backward(ws, dout, NULL, &err), CNNVIZ_ERR_INVALID);
+                }
+                cnnviz_workspace_free(ws);
+            }
+            ck_assert_msg(memcmp(y[0], y[1], (size_t)n * 10 * sizeof(float)) == 0, "B=%d training=%d: outputs", n,
+                          training);
+            /* one pass sums the first conv's weight gradients in another order */
+            if (one_pass)
+                ck_assert_msg(max_rel_diff(g[0], g[1], m->num_params, 1.0, NULL) < 1e-5, "B=%d: gradients", n);
+            else
+                ck_assert_msg(memcmp(g[0], g[1], m->num_params * sizeof(float)) == 0, "B=%d training=%d: gradients",
+                              n, training);
+            free(g[0]), free(g[1]), free(dout), free(x);
+        }
+    cnnviz_model_free(m);
+}
+END_TEST
+
+/* A one-map plan (gradient ascent's): conv2d_1's map maps[b] of image b
+ * before its ReLU, against the whole layer's output; the plan wants the
+ * maps, and only a Conv2D or Dense layer has maps to take one by one. */
+START_TEST(one_map_plan) {
+    cnnviz_model *m = seed_net();
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 23, 0);
+    cnnviz_model_init_weights(m, &rng);
+    cnnviz_error err;
+    enum { B = 3 };
+    float *x = random_images(B, 7);
+    int maps[B] = {5, 0, 63};
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(B);
+    o.last = 2, o.one_map = 1, o.input_grad = 1, o.fixed_weights = 1;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
+    ck_assert_ptr_nonnull(ws);
+    ck_assert_int_eq(cnnviz_workspace_step(ws, cnnviz_workspace_num_steps(ws) - 1)->kind, CNNVIZ_STEP_ONE_MAP);
+    ck_assert_ptr_null(cnnviz_forward(ws, x, B, &err));
+    const float *z = cnnviz_forward_maps(ws, x, maps, B, &err);
+    ck_assert_ptr_nonnull(z);
+    cnnviz_workspace *whole = test_workspace(m, B, 0, 2, CNNVIZ_KEEP_LAST, 0, 0);
+    const float *y = cnnviz_forward(whole, x, B, &err);
+    int positive = 0;
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < 121; p++) {
+            float want = y[((size_t)b * 121 + p) * 64 + maps[b]], got = z[b * 121 + p] > 0 ? z[b * 121 + p] : 0;
+            positive += got > 0;
+            ck_assert_msg(fabsf(got - want) <= 1e-5f * fmaxf(1.0f, fabsf(want)), "image %d position %d: %g, not %g",
+                          b, p, got, want);
+        }
+    ck_assert_int_gt(positive, 0);
+    float dz[B * 121], dx[B * 784];
+    for (int k = 0; k < B * 121; k++) dz[k] = 1.0f / 121;
+    ck_assert_int_eq(cnnviz_backward(ws, dz, dx, &err), CNNVIZ_OK);
+    cnnviz_workspace_free(ws);
+    cnnviz_workspace_free(whole);
+    o.last = 1;
+    ck_assert_ptr_null(cnnviz_workspace_new(m, &o, &err));
+    ck_assert_str_eq(err.msg, "layer 'max_pooling2d' (MaxPooling2D): cannot evaluate its maps one by one");
+    free(x);
     cnnviz_model_free(m);
 }
 END_TEST
@@ -264,25 +384,28 @@ START_TEST(deterministic_across_threads) {
     float *y[2], *g[2], *dx[2], *gw[2];
     float *dout = malloc((size_t)B * 10 * sizeof(float));
     for (int i = 0; i < B * 10; i++) dout[i] = cnnviz_rng_uniform(&rng) - 0.5f;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
+    /* training with an input gradient; training as cnnviz_train does it */
+    cnnviz_workspace *ws = test_workspace(m, B, 1, -1, CNNVIZ_KEEP_LAST, 1, 1);
+    cnnviz_workspace *wt = test_workspace(m, B, 1, -1, CNNVIZ_KEEP_LAST, 0, 1);
     for (int t = 0; t < 2; t++) {
         cnnviz_rng drop;
         cnnviz_rng_seed(&drop, 13, 0);
         cnnviz_workspace_set_rng(ws, &drop);
+        cnnviz_workspace_set_rng(wt, &drop);
         cnnviz_set_threads(t + 1);
         y[t] = malloc((size_t)B * 10 * sizeof(float));
         g[t] = malloc(m->num_params * sizeof(float));
         dx[t] = malloc((size_t)B * 784 * sizeof(float));
-        memcpy(y[t], cnnviz_forward(m, ws, x, B, -1, 1), (size_t)B * 10 * sizeof(float));
+        memcpy(y[t], cnnviz_forward(ws, x, B, &err), (size_t)B * 10 * sizeof(float));
         cnnviz_model_zero_grads(m);
-        cnnviz_backward(m, ws, dout, B, -1, 1, dx[t]);
+        ck_assert_int_eq(cnnviz_backward(ws, dout, dx[t], &err), CNNVIZ_OK);
         memcpy(g[t], m->grads, m->num_params * sizeof(float));
         /* and training's backward, no input gradient: the seed net's first
          * conv and pooling then go as one pass (where the CPU has AVX-512) */
         gw[t] = malloc(m->num_params * sizeof(float));
-        (void)cnnviz_forward(m, ws, x, B, -1, 1);
+        (void)cnnviz_forward(wt, x, B, &err);
         cnnviz_model_zero_grads(m);
-        cnnviz_backward(m, ws, dout, B, -1, 1, NULL);
+        ck_assert_int_eq(cnnviz_backward(wt, dout, NULL, &err), CNNVIZ_OK);
         memcpy(gw[t], m->grads, m->num_params * sizeof(float));
     }
     cnnviz_set_threads(0);
@@ -299,6 +422,7 @@ START_TEST(deterministic_across_threads) {
     free(dout);
     free(x);
     cnnviz_workspace_free(ws);
+    cnnviz_workspace_free(wt);
     cnnviz_model_free(m);
 }
 END_TEST
@@ -313,15 +437,15 @@ START_TEST(input_gradient_of_a_feature_map) {
     cnnviz_rng_seed(&rng, 12, 0);
     cnnviz_model_init_weights(m, &rng);
     for (size_t i = 0; i < m->num_params; i++) m->params[i] += 0.01f; /* biases off zero: fewer dead units */
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 1, 1, &err);
-    float *x = random_images(1, 5);
     int last = 2, map = 5;
+    cnnviz_workspace *ws = test_workspace(m, 1, 0, last, CNNVIZ_KEEP_ALL, 1, 0);
+    float *x = random_images(1, 5);
     size_t n = 11 * 11 * 64;
     float *dout = calloc(n, sizeof(float));
     for (size_t i = (size_t)map; i < n; i += 64) dout[i] = 1.0f / 121.0f;
-    cnnviz_forward(m, ws, x, 1, last, 0);
+    cnnviz_forward(ws, x, 1, &err);
     float dx[784];
-    cnnviz_backward(m, ws, dout, 1, last, 0, dx);
+    ck_assert_int_eq(cnnviz_backward(ws, dout, dx, &err), CNNVIZ_OK);
     ck_assert_ptr_null(m->grads);
     int checked = 0, bad = 0;
     for (int i = 0; i < 784; i += 7) {
@@ -329,7 +453,7 @@ START_TEST(input_gradient_of_a_feature_map) {
         double v[2];
         for (int sgn = 0; sgn < 2; sgn++) {
             x[i] = keep + (sgn ? -1e-2f : 1e-2f);
-            const float *y = cnnviz_forward(m, ws, x, 1, last, 0);
+            const float *y = cnnviz_forward(ws, x, 1, &err);
             double s = 0;
             for (size_t k = (size_t)map; k < n; k += 64) s += y[k];
             v[sgn] = s / 121.0;
@@ -348,9 +472,10 @@ START_TEST(input_gradient_of_a_feature_map) {
 }
 END_TEST
 
-/* A training workspace whose latest forward was an inference pass (what
- * gradient ascent does) back-propagates through Dropout as the identity,
- * also when that pass ran depth-first in micro-batches. */
+/* An inference plan with an input gradient (what gradient ascent makes)
+ * back-propagates through Dropout as the identity, also when its passes
+ * run depth-first in micro-batches, after a training plan on the same
+ * model has drawn a mask. */
 START_TEST(dropout_after_inference_pass_is_identity) {
     cnnviz_shape in = cnnviz_shape3(6, 6, 2);
     cnnviz_model *m[2];
@@ -385,12 +510,14 @@ START_TEST(dropout_after_inference_pass_is_identity) {
     for (int i = 0; i < B * 72; i++) x[i] = cnnviz_rng_uniform(&data);
     for (int i = 0; i < B * 3; i++) dout[i] = cnnviz_rng_uniform(&data) - 0.5f;
     for (int k = 0; k < 2; k++) {
-        cnnviz_workspace *ws = cnnviz_workspace_new(m[k], B, 1, &err);
-        cnnviz_workspace_set_rng(ws, &drop);
-        cnnviz_forward(m[k], ws, x, B, -1, 1); /* draws a mask */
-        cnnviz_forward(m[k], ws, x, B, -1, 0);
-        cnnviz_backward(m[k], ws, dout, B, -1, 0, dx[k]);
+        cnnviz_workspace *wt = test_workspace(m[k], B, 1, -1, CNNVIZ_KEEP_ALL, 1, 0);
+        cnnviz_workspace_set_rng(wt, &drop);
+        cnnviz_forward(wt, x, B, &err); /* draws a mask */
+        cnnviz_workspace *ws = test_workspace(m[k], B, 0, -1, CNNVIZ_KEEP_ALL, 1, 0);
+        cnnviz_forward(ws, x, B, &err);
+        ck_assert_int_eq(cnnviz_backward(ws, dout, dx[k], &err), CNNVIZ_OK);
         cnnviz_workspace_free(ws);
+        cnnviz_workspace_free(wt);
     }
     ck_assert_int_eq(memcmp(dx[0], dx[1], sizeof dx[0]), 0);
     cnnviz_model_free(m[0]);
@@ -444,8 +571,8 @@ START_TEST(seed_net_forward_matches_reference) {
     float *images = h5_read(f, "batch/images", &n);
     ck_assert_uint_eq(n, 192 * 784);
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 64, 0, &err);
-    cnnviz_forward(m, ws, images, 64, -1, 0);
+    cnnviz_workspace *ws = test_workspace(m, 64, 0, -1, CNNVIZ_KEEP_ALL, 0, 0);
+    cnnviz_forward(ws, images, 64, &err);
     for (int i = 0; i < m->nlayers; i++) {
         char name[256];
         snprintf(name, sizeof name, "step0/activations/%s", m->layers[i]->name);
@@ -457,7 +584,7 @@ START_TEST(seed_net_forward_matches_reference) {
         double scale = 0;
         for (size_t k = 0; k < n; k++) scale = fmax(scale, fabs(want[k]));
         size_t at = 0;
-        const float *got = cnnviz_layer_output(ws, i);
+        const float *got = cnnviz_layer_output(ws, i, &err);
         double d = max_rel_diff(got, want, n, 0.1 * scale, &at);
         ck_assert_msg(d < 1e-5, "%s differs from the reference by %g at %zu", m->layers[i]->name, d, at);
         double a = max_rel_diff(got, want, n, 1e30, &at) * 1e30 / scale;
@@ -488,13 +615,13 @@ START_TEST(seed_net_gradients_match_reference) {
     ck_assert_int_ge(H5Dread(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels), 0);
     H5Dclose(d);
     int B = 64;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
-    const float *p = cnnviz_forward(m, ws, images, B, -1, 1);
+    cnnviz_workspace *ws = test_workspace(m, B, 1, -1, CNNVIZ_KEEP_LAST, 0, 1);
+    const float *p = cnnviz_forward(ws, images, B, &err);
     /* d(mean -log p[label])/dp = -1/(B p[label]) at the label, 0 elsewhere */
     float dout[64 * 10] = {0};
     for (int b = 0; b < B; b++) dout[b * 10 + labels[b]] = -1.0f / ((float)B * p[b * 10 + labels[b]]);
     cnnviz_model_zero_grads(m);
-    cnnviz_backward(m, ws, dout, B, -1, 1, NULL);
+    ck_assert_int_eq(cnnviz_backward(ws, dout, NULL, &err), CNNVIZ_OK);
     for (int i = 0; i < m->nlayers; i++) {
         cnnviz_layer *l = m->layers[i];
         for (int k = 0; k < l->nparam; k++) {
@@ -531,6 +658,8 @@ static Suite *make_model_suite(int with_reference) {
     tcase_add_loop_test(t, deterministic_across_threads, 0, 2);
     tcase_add_test(t, input_gradient_of_a_feature_map);
     tcase_add_test(t, training_pass_crops_pooled_conv);
+    tcase_add_test(t, keep_all_and_keep_last_agree);
+    tcase_add_test(t, one_map_plan);
     tcase_add_test(t, dropout_after_inference_pass_is_identity);
     suite_add_tcase(s, t);
     if (with_reference) {

@@ -134,8 +134,9 @@ START_TEST(objective_matches_engine_outputs) {
     float x[B * 100];
     random_inputs(x, B * 100, 99);
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 0, &err);
-    cnnviz_forward(m, ws, x, B, -1, 0);
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(B);
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &wo, &err);
+    cnnviz_forward(ws, x, B, NULL);
     int maps[B] = {2, 0, 1, 2};
     float v[B], s[B];
     cnnviz_oip_options o;
@@ -151,7 +152,7 @@ START_TEST(objective_matches_engine_outputs) {
         for (int b = 0; b < B; b++) mk[b] = maps[b] % C;
         cnnviz_oip_objective_eval(ob, x, mk, B, v, s, NULL);
         size_t P = cnnviz_shape_size(&li.output_shape) / (size_t)C;
-        const float *y = cnnviz_layer_output(ws, o.layer);
+        const float *y = cnnviz_layer_output(ws, o.layer, NULL);
         for (int b = 0; b < B; b++) {
             int mp = mk[b];
             double mean = 0;
@@ -167,13 +168,13 @@ START_TEST(objective_matches_engine_outputs) {
     o.layer = 2, o.neuron_y = 1, o.neuron_x = 3;
     cnnviz_oip_objective *ob = cnnviz_oip_objective_new(m, &o, B, &err);
     cnnviz_oip_objective_eval(ob, x, maps, B, v, s, NULL);
-    const float *y = cnnviz_layer_output(ws, 2);
+    const float *y = cnnviz_layer_output(ws, 2, NULL);
     for (int b = 0; b < B; b++) ck_assert_float_eq_tol(v[b], y[(size_t)b * 48 + (1 * 4 + 3) * 3 + maps[b]], 1e-6);
     cnnviz_oip_objective_free(ob);
     /* logits of the softmax layer */
     o.layer = 7, o.neuron_y = o.neuron_x = -1;
     ob = cnnviz_oip_objective_new(m, &o, B, &err);
-    const float *p = cnnviz_layer_output(ws, 7);
+    const float *p = cnnviz_layer_output(ws, 7, NULL);
     for (int b = 0; b < B; b++) {
         float l[3];
         for (int k = 0; k < 3; k++) {

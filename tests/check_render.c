@@ -608,9 +608,10 @@ START_TEST(dumps_round_trip) {
     cnnviz_rng_seed(&rng, 5, 0);
     cnnviz_model_init_weights(m, &rng);
     float *x = synth_maps(12, 12, 1, 4);
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 1, 0, &err);
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(1);
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &wo, &err);
     ck_assert_ptr_nonnull(ws);
-    cnnviz_forward(m, ws, x, 1, -1, 0);
+    cnnviz_forward(ws, x, 1, NULL);
 
     int nl = cnnviz_model_num_layers(m);
     cnnviz_dataset sets[8];
@@ -619,7 +620,7 @@ START_TEST(dumps_round_trip) {
     for (int i = 0; i < nl; i++) {
         cnnviz_layer_info li;
         cnnviz_model_layer_info(m, i, &li);
-        sets[i] = (cnnviz_dataset){li.name, cnnviz_layer_output(ws, i), li.output_shape.rank, {0}};
+        sets[i] = (cnnviz_dataset){li.name, cnnviz_layer_output(ws, i, NULL), li.output_shape.rank, {0}};
         for (int d = 0; d < li.output_shape.rank; d++) sets[i].dims[d] = li.output_shape.dim[d];
         char npy[1100];
         snprintf(npy, sizeof npy, "%s/%s.npy", dir, li.name);
@@ -635,7 +636,7 @@ START_TEST(dumps_round_trip) {
         ck_assert_int_eq(cnnviz_h5_read_dataset(h5, li.name, &back, &rank, dims, &err), CNNVIZ_OK);
         ck_assert_int_eq(rank, li.output_shape.rank);
         for (int d = 0; d < rank; d++) ck_assert_int_eq(dims[d], li.output_shape.dim[d]);
-        ck_assert(memcmp(back, cnnviz_layer_output(ws, i), n * sizeof(float)) == 0);
+        ck_assert(memcmp(back, cnnviz_layer_output(ws, i, NULL), n * sizeof(float)) == 0);
         free(back);
         char npy[1100];
         snprintf(npy, sizeof npy, "%s/%s.npy", dir, li.name);
@@ -645,7 +646,7 @@ START_TEST(dumps_round_trip) {
         ck_assert_ptr_nonnull(nb);
         ck_assert_int_eq(nrank, li.output_shape.rank);
         ck_assert_uint_eq(count, n);
-        ck_assert(memcmp(nb, cnnviz_layer_output(ws, i), n * sizeof(float)) == 0);
+        ck_assert(memcmp(nb, cnnviz_layer_output(ws, i, NULL), n * sizeof(float)) == 0);
         free(nb);
     }
     cnnviz_workspace_free(ws);

@@ -15,6 +15,7 @@
 #include "cnnviz/model.h"
 #include "cnnviz/train.h"
 #include "layers/layers.h"
+#include "train/train-impl.h"
 #include "testutil.h"
 
 /* --- helpers ---------------------------------------------------------------- */
@@ -270,7 +271,7 @@ END_TEST
 
 /* mean loss (cross-entropy + regularizers) of m on (x, y) */
 static double model_loss(cnnviz_model *m, cnnviz_workspace *ws, const float *x, const uint8_t *y, int B) {
-    const float *p = cnnviz_forward(m, ws, x, B, -1, 1);
+    const float *p = cnnviz_forward(ws, x, B, NULL);
     cnnviz_shape os = cnnviz_model_output_shape(m);
     return cnnviz_softmax_xent(p, y, B, (int)cnnviz_shape_size(&os), NULL, NULL) / B +
            cnnviz_regularization_loss(m);
@@ -317,10 +318,14 @@ static void finite_difference_check(const char *spec, int softmax_layer) {
     uint8_t y[B];
     for (int i = 0; i < B; i++) y[i] = (uint8_t)(i * 7 % 4);
     for (int i = 0; i < B * 49; i++) x[i] = cnnviz_rng_uniform(&rng);
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, B, 1, &err);
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(B);
+    o.training = o.weight_grads = 1;
+    o.keep = CNNVIZ_KEEP_LAST;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
+    ck_assert_ptr_nonnull(ws);
     float *scratch = malloc(cnnviz_loss_scratch_floats(m, B) * sizeof *scratch);
     cnnviz_model_zero_grads(m);
-    cnnviz_forward(m, ws, x, B, -1, 1);
+    cnnviz_forward(ws, x, B, NULL);
     cnnviz_loss_backward(m, ws, y, B, scratch, NULL);
     cnnviz_regularization_apply(m);
     double worst = 0;
@@ -487,7 +492,11 @@ START_TEST(test_reference_three_steps) {
     for (int i = 0; i < 192; i++) labels[i] = (uint8_t)labf[i];
 
     cnnviz_error err;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, 64, 1, &err);
+    /* training passes that keep every output, for the reference's activations */
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(64);
+    wo.training = wo.weight_grads = 1;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &wo, &err);
+    ck_assert_ptr_nonnull(ws);
     float *scratch = malloc(cnnviz_loss_scratch_floats(m, 64) * sizeof *scratch);
     cnnviz_optimizer_config c = cnnviz_optimizer_config_init(CNNVIZ_OPT_RMSPROP);
     /* the hyperparameters the reference file records */
@@ -497,12 +506,12 @@ START_TEST(test_reference_three_steps) {
     ck_assert_ptr_nonnull(o);
 
     /* every layer's output at the starting weights */
-    cnnviz_forward(m, ws, images, 64, -1, 1);
+    cnnviz_forward(ws, images, 64, NULL);
     for (int i = 0; i < cnnviz_model_num_layers(m); i++) {
         cnnviz_layer_info info;
         cnnviz_model_layer_info(m, i, &info);
         snprintf(name, sizeof name, "step0/activations/%s", info.name);
-        double e = check_tensor(info.name, cnnviz_layer_output(ws, i), f, name,
+        double e = check_tensor(info.name, cnnviz_layer_output(ws, i, NULL), f, name,
                                 64 * cnnviz_shape_size(&info.output_shape), 1e-4);
         ck_assert_msg(e < 1e-4, "%s: error %g above 1e-4", name, e);
     }
@@ -519,7 +528,7 @@ START_TEST(test_reference_three_steps) {
         printf("  step%d: conv units at ReLU's kink or a pooling near-tie: %d, %d, %d\n", step, kinks[0], kinks[1],
                kinks[2]);
         cnnviz_model_zero_grads(m);
-        cnnviz_forward(m, ws, x, 64, -1, 1);
+        cnnviz_forward(ws, x, 64, NULL);
         double xent = cnnviz_loss_backward(m, ws, labels + step * 64, 64, scratch, NULL) / 64;
         double loss = xent + cnnviz_regularization_apply(m);
         snprintf(name, sizeof name, "step%d/cross_entropy", step);

@@ -122,3 +122,13 @@ const char *in_scratch(const char *name) {
     snprintf(buf, sizeof buf, "%s/%s", scratch, name);
     return buf;
 }
+
+cnnviz_workspace *test_workspace(const cnnviz_model *m, int B, int training, int last, cnnviz_keep keep,
+                                 int input_grad, int weight_grads) {
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(B);
+    o.training = training, o.last = last, o.keep = keep, o.input_grad = input_grad, o.weight_grads = weight_grads;
+    cnnviz_error err;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
+    ck_assert_msg(ws != NULL, "workspace: %s", err.msg);
+    return ws;
+}

@@ -21,6 +21,11 @@ const char *in_scratch(const char *name);
 double max_rel_diff(const float *a, const float *b, size_t n, double floor, size_t *where);
 /* Read a little-endian float32 .npy (v1/v2); returns malloc'd data, fills shape. */
 float *read_npy_f32(const char *path, int *rank, int dims[8], size_t *count);
+/* A workspace for passes of up to B samples through layers 0..last (-1:
+ * all) with the given plan; fails the test when it cannot be made. */
+#include "cnnviz/model.h"
+cnnviz_workspace *test_workspace(const cnnviz_model *m, int B, int training, int last, cnnviz_keep keep,
+                                 int input_grad, int weight_grads);
 /* Run Check suite and return the exit code for CTest. */
 #include <check.h>
 int run_suite(Suite *s);

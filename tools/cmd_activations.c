@@ -101,21 +101,6 @@ static int shown_by_default(cnnviz_layer_type t) {
            t == CNNVIZ_LAYER_DENSE;
 }
 
-static int ends_in_softmax(const cnnviz_model *m) {
-    cnnviz_layer_info li;
-    cnnviz_model_layer_info(m, cnnviz_model_num_layers(m) - 1, &li);
-    return li.activation == CNNVIZ_ACT_SOFTMAX &&
-           (li.type == CNNVIZ_LAYER_DENSE || li.type == CNNVIZ_LAYER_ACTIVATION || li.type == CNNVIZ_LAYER_CONV2D);
-}
-
-static void softmax(const float *in, float *out, int n) {
-    float mx = in[0];
-    for (int i = 1; i < n; i++) mx = in[i] > mx ? in[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += (out[i] = expf(in[i] - mx));
-    for (int i = 0; i < n; i++) out[i] = (float)(out[i] / sum);
-}
-
 /* Resolve --layer arguments to indices in model order without repeats;
  * an unknown one is reported with the names that exist. */
 static int choose_layers(const cnnviz_model *m, const char *model_path, const activations_args *a,
@@ -179,7 +164,7 @@ static int write_dump(const char *dump, const cnnviz_model *m, cnnviz_workspace 
                 cnnviz_model_layer_info(m, chosen[i], &li);
                 shape = li.output_shape;
                 name = li.name;
-                data = cnnviz_layer_output(ws, chosen[i]);
+                data = cnnviz_layer_output(ws, chosen[i], NULL);
             }
             char path[4352];
             snprintf(path, sizeof path, "%s%s%s.npy", dump, dump[len - 1] == '/' ? "" : "/", name);
@@ -200,7 +185,7 @@ static int write_dump(const char *dump, const cnnviz_model *m, cnnviz_workspace 
         cnnviz_layer_info li;
         cnnviz_model_layer_info(m, chosen[i], &li);
         sets[i + 1].name = li.name;
-        sets[i + 1].data = cnnviz_layer_output(ws, chosen[i]);
+        sets[i + 1].data = cnnviz_layer_output(ws, chosen[i], NULL);
         sets[i + 1].rank = li.output_shape.rank;
         for (int d = 0; d < li.output_shape.rank; d++) sets[i + 1].dims[d] = li.output_shape.dim[d];
     }
@@ -253,12 +238,13 @@ int cmd_activations(int argc, char **argv) {
     }
     if ((rc = choose_layers(m, model_path, &a, &common, chosen, &n))) goto done;
     if ((rc = cli_load_input(m, image, a.preprocess, &common, x))) goto done;
-    ws = cnnviz_workspace_new(m, 1, 0, &err);
+    cnnviz_workspace_options wo = cnnviz_workspace_options_init(1);
+    ws = cnnviz_workspace_new(m, &wo, &err);
     if (!ws) {
         rc = cli_report(&err);
         goto done;
     }
-    const float *y = cnnviz_forward(m, ws, x, 1, -1, 0);
+    const float *y = cnnviz_forward(ws, x, 1, NULL);
 
     /* the last layer closes the figure as class probabilities when it is a
      * class vector, chosen or not */
@@ -276,12 +262,12 @@ int cmd_activations(int argc, char **argv) {
                       ? cnnviz_activation_name(li.activation)
                       : NULL;
         p->shape = li.output_shape;
-        p->data = cnnviz_layer_output(ws, chosen[i]);
+        p->data = cnnviz_layer_output(ws, chosen[i], NULL);
         p->kind = CNNVIZ_PANEL_AUTO;
     }
-    int soft = ends_in_softmax(m);
+    int soft = cnnviz_model_ends_in_softmax(m);
     if (probs_panel && soft) memcpy(probs, y, (size_t)nout * sizeof *probs);
-    else if (probs_panel) softmax(y, probs, nout);
+    else if (probs_panel) cnnviz_softmax(y, probs, nout);
     if (draw_probs) {
         cnnviz_layer_info li;
         cnnviz_model_layer_info(m, last, &li);

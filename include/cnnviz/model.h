@@ -144,34 +144,78 @@ const char *cnnviz_activation_name(cnnviz_activation a);
 const char *cnnviz_layer_type_name(cnnviz_layer_type t); /* default Keras class name */
 
 /* --- running ------------------------------------------------------------ */
-/* Buffers for every layer's output for up to max_batch samples. With
- * training != 0 also the per-layer state backward needs (masks, im2col). */
-cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, int max_batch, int training,
+/* What a workspace's passes do, fixed when it is made: the workspace plans
+ * its passes once (which layers run, which outputs it keeps whole, which
+ * layers it runs as one) and every forward and backward follows that plan.
+ * cnnviz_workspace_options_init fills an inference pass over the whole
+ * model that keeps every output and has no backward. */
+typedef enum {
+    CNNVIZ_KEEP_ALL,  /* every output of layers 0..last can be read after a forward */
+    CNNVIZ_KEEP_LAST, /* only layer last's: the others may be cropped, fused or never stored */
+} cnnviz_keep;
+
+typedef struct {
+    int max_batch;     /* the most samples a pass takes (>= 1) */
+    int training;      /* training passes: Dropout drops, Conv2D may take its training paths */
+    int last;          /* passes run layers 0..last; -1: all */
+    cnnviz_keep keep;  /* which outputs a caller can read (cnnviz_layer_output) */
+    int input_grad;    /* backward writes d/d(input) */
+    int weight_grads;  /* backward adds d/d(weights) to the model's grads (cnnviz_model_alloc_grads first) */
+    /* the last layer (a Conv2D or Dense) makes one map per sample, before
+     * its activation (cnnviz_forward_maps); no weight gradients */
+    int one_map;
+    /* the weights do not change while the workspace lives: what layers
+     * derive from them (Winograd's kernels, one_map's gathered weights) is
+     * made by the first forward only */
+    int fixed_weights;
+} cnnviz_workspace_options;
+cnnviz_workspace_options cnnviz_workspace_options_init(int max_batch);
+
+/* Buffers and the plan for passes of up to o->max_batch samples. */
+cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, const cnnviz_workspace_options *o,
                                        cnnviz_error *err);
 void cnnviz_workspace_free(cnnviz_workspace *ws);
 int cnnviz_workspace_max_batch(const cnnviz_workspace *ws);
+/* the last layer the workspace's passes run */
+int cnnviz_workspace_last(const cnnviz_workspace *ws);
 /* rng used by Dropout in training passes (not owned) */
 void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng);
 
-/* Run layers 0..last (last = -1: all) on B samples of input (B, input shape).
- * training selects Dropout's training behaviour. Returns layer last's output. */
-const float *cnnviz_forward(const cnnviz_model *m, cnnviz_workspace *ws, const float *input,
-                            int B, int last, int training);
-/* Output of layer i from the latest forward (B, output shape of i). */
-float *cnnviz_layer_output(cnnviz_workspace *ws, int i);
+/* Run the plan's layers on B samples of input (B, input shape), 1 <= B <=
+ * max_batch. Returns layer last's output, or NULL (and err) for a bad B. */
+const float *cnnviz_forward(cnnviz_workspace *ws, const float *input, int B, cnnviz_error *err);
+/* A one_map plan's forward: sample b's map maps[b] of the last layer at
+ * each of its P positions, before the activation: (B, P). maps stays the
+ * caller's until the backward; that backward takes dout (B, P). */
+const float *cnnviz_forward_maps(cnnviz_workspace *ws, const float *input, const int *maps, int B,
+                                 cnnviz_error *err);
+/* Output of layer i from the latest forward (B, output shape of i): NULL
+ * (and err) when the plan does not keep it (cnnviz_workspace_options.keep)
+ * or no forward has run. Nothing is computed here. */
+const float *cnnviz_layer_output(const cnnviz_workspace *ws, int i, cnnviz_error *err);
 
-/* Back-propagate dout (B, output shape of layer last) through layers last..0.
- * weight_grads: accumulate (+=) into the model's grads (zero them first with
- * cnnviz_model_zero_grads); 0 = "input gradient only" for gradient ascent.
- * dinput (B, input shape) receives d/d(input) when non-NULL. */
-void cnnviz_backward(const cnnviz_model *m, cnnviz_workspace *ws, const float *dout, int B, int last,
-                     int weight_grads, float *dinput);
+/* Back-propagate dout (B of the latest forward, output shape of layer last)
+ * through layers last..0 as the plan says: weight gradients accumulate (+=)
+ * into the model's grads (zero them first with cnnviz_model_zero_grads);
+ * dinput (B, input shape) receives d/d(input) and must be given exactly
+ * when the plan asks for it. Never runs a forward. */
+cnnviz_status cnnviz_backward(cnnviz_workspace *ws, const float *dout, float *dinput, cnnviz_error *err);
 void cnnviz_model_zero_grads(cnnviz_model *m);
 
 /* Run the whole model on n samples (n, input shape), `batch` at a time
  * (0 = 256), writing the last layer's outputs (n, output size) to out. */
 cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n, int batch, float *out,
                                    cnnviz_error *err);
+
+/* Class probabilities for n samples: the model's output when its last
+ * layer is a softmax, else the softmax of that output. */
+cnnviz_status cnnviz_model_probabilities(const cnnviz_model *m, const float *x, int n, float *probs,
+                                         cnnviz_error *err);
+/* Whether the last layer (Dense, Conv2D or Activation) ends in a softmax. */
+int cnnviz_model_ends_in_softmax(const cnnviz_model *m);
+/* probs = softmax(logits) over n values: the max subtracted, the sum in
+ * double; probs may be logits. */
+void cnnviz_softmax(const float *logits, float *probs, int n);
 
 /* --- files ---------------------------------------------------------------- */
 /* How an untrusted model file is read: the budget every declared size is

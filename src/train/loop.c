@@ -17,6 +17,7 @@
 #include "cnnviz/io.h"
 #include "cnnviz/train.h"
 #include "model-impl.h"
+#include "train/train-impl.h"
 
 /* Streams of the seeded generator: one for the epoch shuffles, one for
  * Dropout masks, so adding Dropout does not change the batch order. */
@@ -85,7 +86,7 @@ static void evaluate_with(const cnnviz_model *m, cnnviz_workspace *ws, const cnn
     for (int i = 0; i < set->count; i += batch) {
         int b = set->count - i < batch ? set->count - i : batch;
         gather_batch(set, NULL, i, b, sample, scale, x, y);
-        const float *p = cnnviz_forward(m, ws, x, b, -1, 0);
+        const float *p = cnnviz_forward(ws, x, b, NULL);
         sum += cnnviz_softmax_xent(p, y, b, classes, NULL, &correct);
     }
     *loss = sum / set->count;
@@ -99,7 +100,9 @@ cnnviz_status cnnviz_evaluate_set(const cnnviz_model *m, const cnnviz_labelled_s
     if (batch <= 0) batch = 256;
     if (batch > set->count) batch = set->count;
     size_t sample = cnnviz_shape_size(&m->input_shape);
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, batch, 0, err);
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(batch);
+    o.keep = CNNVIZ_KEEP_LAST;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, err);
     float *x = malloc((size_t)batch * sample * sizeof *x);
     uint8_t *y = malloc((size_t)batch);
     if (ws && x && y) evaluate_with(m, ws, set, scale, x, y, loss, accuracy);
@@ -112,7 +115,7 @@ cnnviz_status cnnviz_evaluate_set(const cnnviz_model *m, const cnnviz_labelled_s
 
 /* Everything the loop needs, allocated once. */
 typedef struct {
-    cnnviz_workspace *ws;
+    cnnviz_workspace *ws, *val_ws; /* training passes; validation's inference passes (or NULL) */
     cnnviz_optimizer *opt;
     float *x, *scratch, *good_weights;
     uint8_t *y;
@@ -121,6 +124,7 @@ typedef struct {
 
 static void trainer_free(trainer *t) {
     cnnviz_workspace_free(t->ws);
+    cnnviz_workspace_free(t->val_ws);
     cnnviz_optimizer_free(t->opt);
     free(t->x);
     free(t->scratch);
@@ -130,11 +134,20 @@ static void trainer_free(trainer *t) {
 }
 
 static cnnviz_status trainer_init(trainer *t, cnnviz_model *m, const cnnviz_train_config *cfg, int count,
-                                  cnnviz_error *err) {
+                                  int validate, cnnviz_error *err) {
     memset(t, 0, sizeof *t);
     if (cnnviz_model_alloc_grads(m, err) != CNNVIZ_OK) return err ? err->code : CNNVIZ_ERR_NOMEM;
-    t->ws = cnnviz_workspace_new(m, cfg->batch, 1, err);
+    /* the loss reads the last two outputs; the others may be cropped or fused */
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(cfg->batch);
+    o.training = o.weight_grads = 1;
+    o.keep = CNNVIZ_KEEP_LAST;
+    t->ws = cnnviz_workspace_new(m, &o, err);
     if (!t->ws) return err ? err->code : CNNVIZ_ERR_NOMEM;
+    if (validate) {
+        o = cnnviz_workspace_options_init(cfg->batch);
+        o.keep = CNNVIZ_KEEP_LAST;
+        if (!(t->val_ws = cnnviz_workspace_new(m, &o, err))) return err ? err->code : CNNVIZ_ERR_NOMEM;
+    }
     t->opt = cnnviz_optimizer_new(m, &cfg->opt, err);
     if (!t->opt) return err ? err->code : CNNVIZ_ERR_INVALID;
     size_t sample = cnnviz_shape_size(&m->input_shape);
@@ -162,7 +175,7 @@ static int train_epoch(cnnviz_model *m, trainer *t, const cnnviz_train_config *c
         int b = set->count - first < cfg->batch ? set->count - first : cfg->batch;
         gather_batch(set, t->order, first, b, sample, cfg->scale, t->x, t->y);
         cnnviz_model_zero_grads(m);
-        cnnviz_forward(m, t->ws, t->x, b, -1, 1);
+        cnnviz_forward(t->ws, t->x, b, NULL);
         double xent = cnnviz_loss_backward(m, t->ws, t->y, b, t->scratch, &correct);
         /* Keras' training loss includes the regularizers, at the weights
          * before the update */
@@ -192,7 +205,7 @@ static cnnviz_status train_run(cnnviz_model *m, const cnnviz_train_config *cfg, 
     if (!res->history) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
     res->has_val = val != NULL;
     trainer t;
-    if ((st = trainer_init(&t, m, cfg, train->count, err))) {
+    if ((st = trainer_init(&t, m, cfg, train->count, val != NULL, err))) {
         trainer_free(&t);
         return st;
     }
@@ -220,7 +233,7 @@ static cnnviz_status train_run(cnnviz_model *m, const cnnviz_train_config *cfg, 
             return st;
         }
         if (val) {
-            evaluate_with(m, t.ws, val, cfg->scale, t.x, t.y, &s->val_loss, &s->val_accuracy);
+            evaluate_with(m, t.val_ws, val, cfg->scale, t.x, t.y, &s->val_loss, &s->val_accuracy);
             /* Keras' val_loss includes the regularizers too */
             s->val_loss += cnnviz_regularization_loss(m);
         }

@@ -12,6 +12,7 @@
 
 #include "cnnviz/train.h"
 #include "layers/layers.h"
+#include "train/train-impl.h"
 
 double cnnviz_softmax_xent(const float *probs, const uint8_t *labels, int B, int C, float *dlogits,
                            int *correct) {
@@ -85,9 +86,9 @@ double cnnviz_loss_backward(cnnviz_model *m, cnnviz_workspace *ws, const uint8_t
          * already gone through the softmax */
         cnnviz_dense_linear_backward(l, x, dlogits, last ? dx : NULL, B, l->param[0].grad,
                                      l->nparam > 1 ? l->param[1].grad : NULL);
-        if (last) cnnviz_backward(m, ws, dx, B, last - 1, 1, NULL);
+        if (last) (void)cnnviz_backward_from(ws, last - 1, dx, NULL, NULL);
     } else if (last) {
-        cnnviz_backward(m, ws, dlogits, B, last - 1, 1, NULL);
+        (void)cnnviz_backward_from(ws, last - 1, dlogits, NULL, NULL);
     }
     return sum;
 }
