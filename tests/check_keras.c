@@ -849,15 +849,5 @@ static Suite *data_suite(void) {
 }
 
 int main(void) {
-    /* the tests that need no data run first; without the data the rest is
-     * reported as skipped (77), never as a silent pass */
-    int rc = run_suite(local_suite());
-    if (rc) return rc;
-    const char *k = shared_path("data/keras/MANIFEST.md");
-    if (!k) {
-        printf("SKIP: shared data 'data/keras' not found (set CNNVIZ_SHARED to the shared/ folder)\n");
-        return 77;
-    }
-    snprintf(keras_dir, sizeof keras_dir, "%.*s", (int)(strlen(k) - strlen("/MANIFEST.md")), k);
-    return run_suite(data_suite());
+    return run_suites_with_keras_data(local_suite(), data_suite, keras_dir, sizeof keras_dir);
 }

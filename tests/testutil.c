@@ -132,3 +132,15 @@ cnnviz_workspace *test_workspace(const cnnviz_model *m, int B, int training, int
     ck_assert_msg(ws != NULL, "workspace: %s", err.msg);
     return ws;
 }
+
+int run_suites_with_keras_data(Suite *local, Suite *(*data_suite)(void), char *keras_dir, size_t n) {
+    int rc = run_suite(local);
+    if (rc) return rc;
+    const char *k = shared_path("data/keras/MANIFEST.md");
+    if (!k) {
+        printf("SKIP: shared data 'data/keras' not found (set CNNVIZ_SHARED to the shared/ folder)\n");
+        return 77;
+    }
+    snprintf(keras_dir, n, "%.*s", (int)(strlen(k) - strlen("/MANIFEST.md")), k);
+    return run_suite(data_suite());
+}
