@@ -12,6 +12,7 @@
  *
  * usage: bench_oip_quality [MODEL] [--images IDX] [--steps N] [--restarts N]
  *        [--init uniform|multiscale] [--leak X] [--step X] [--seed S]
+ *        [--jitter N] [--blur-every K] [--blur-sigma S] [--tv X]
  *        [--threads N] [--converge]
  * --converge prints the mean activation of the second conv layer after
  * 25..800 steps instead (how the default step count was chosen). */
@@ -103,11 +104,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--step") && v) o.step = (float)atof(v), i++;
         else if (!strcmp(a, "--seed") && v) o.seed = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--threads") && v) threads = atoi(v), i++;
+        else if (!strcmp(a, "--jitter") && v) o.jitter = atoi(v), i++;
+        else if (!strcmp(a, "--blur-every") && v) o.blur_every = atoi(v), i++;
+        else if (!strcmp(a, "--blur-sigma") && v) o.blur_sigma = (float)atof(v), i++;
+        else if (!strcmp(a, "--tv") && v) o.tv = (float)atof(v), i++;
         else if (!strcmp(a, "--converge")) conv_mode = 1;
         else if (a[0] != '-') model = a;
         else {
             fprintf(stderr, "usage: bench_oip_quality [MODEL] [--images IDX] [--steps N] [--restarts N] "
-                            "[--init uniform|multiscale] [--leak X] [--step X] [--seed S] [--threads N] [--converge]\n");
+                            "[--init uniform|multiscale] [--leak X] [--step X] [--seed S] [--jitter N] [--blur-every K] "
+                            "[--blur-sigma S] [--tv X] [--threads N] [--converge]\n");
             return 2;
         }
     }

@@ -43,6 +43,7 @@ enum {
     OPT_TOP,
     OPT_WEAK,
     OPT_CLASS_NAMES,
+    OPT_PRESET,
 };
 
 static const cli_option options[] = {
@@ -68,6 +69,8 @@ static const cli_option options[] = {
     {"cmap", OPT_CMAP, "NAME", "colormap: gray (default), viridis, magma or RdBu"},
     {"pixel", OPT_PIXEL, "N", "figure pixels per input pixel (default: tiles of about 80 px)"},
     {"title", OPT_TITLE, "TEXT", "the figure's title"},
+    {"preset", OPT_PRESET, "NAME", "smooth: jitter 2, blur every 4, tv 0.1, 3 restarts, multiscale start (flags after it\n"
+                                   "                           override it); smoother strokes, less selective maps (bench/RESULTS.md)"},
     {"sort", OPT_SORT, "ORDER", "tiles by map (default) or activation (strongest first)"},
     {"top", OPT_TOP, "K", "draw only the K maps that reached the highest activation (--json and --dump keep all)"},
     {"weak", OPT_WEAK, "F", "mark maps below F of the layer's best activation as weak (default 0.05; 0: none)"},
@@ -187,6 +190,14 @@ static int on_option(int key, const char *arg, void *ctx) {
     case OPT_TOP: return parse_int_opt("top", arg, 1, 1000000, &a->top);
     case OPT_WEAK: return parse_float_opt("weak", arg, 0, 1, &a->weak);
     case OPT_CLASS_NAMES: a->class_names = arg; return 0;
+    case OPT_PRESET:
+        if (strcmp(arg, "smooth")) return cli_usage_error(spec.name, "--preset: '%s' is not smooth", arg);
+        /* the regularised ascent of the articles; not the default, because it
+         * loses selectivity in first conv layers (77% -> 48% on the bundled
+         * model, bench_oip_quality, 2026-12-07) */
+        o->jitter = 2, o->blur_every = 4, o->tv = 0.1f, o->restarts = 3;
+        a->init = "multiscale";
+        return 0;
     }
     return cli_usage_error(spec.name, "option is not known");
 }

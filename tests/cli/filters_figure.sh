@@ -32,6 +32,12 @@ printf 'a\nb\n' > "$TMP/two.txt"
 expect_error 1 "^cnnviz: $TMP/two.txt: 2 class names for the model's 10 classes" "$CNNVIZ" filters --layer dense_1 --steps 2 -o "$TMP/x.png" --class-names "$TMP/two.txt"
 check "no figure after the bad names" test ! -e "$TMP/x.png"
 expect_error 2 "^cnnviz: filters: --sort: 'size' is not map or activation" "$CNNVIZ" filters --layer 0 --sort size
+expect_error 2 "^cnnviz: filters: --preset: 'nice' is not smooth" "$CNNVIZ" filters --layer 0 --preset nice
+"$CNNVIZ" filters "${F[@]}" -o "$TMP/smooth.png" --preset smooth
+check "--preset smooth changes the patterns" test "$(sum "$TMP/smooth.png")" != "$(sum "$TMP/map.png")"
+plain=$("$CNNVIZ" filters "${F[@]}" -o "$TMP/p.png" --json)
+undone=$("$CNNVIZ" filters "${F[@]}" -o "$TMP/u.png" --json --preset smooth --jitter 0 --blur-every 0 --tv 0 --restarts 1 --init uniform)
+check "flags after --preset override it: the plain ascent's activations" test "$plain" = "$undone"
 # the snapshots figure: rows of maps, columns of steps, drawn through the figure code (title, labels)
 "$CNNVIZ" filters --layer dense_1 --steps 40 --snapshots 10 -o "$TMP/s.png" --quiet
 IFS=x read -r w h <<<"$(size "$TMP/s-snapshots.png")"
