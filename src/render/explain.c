@@ -115,7 +115,10 @@ cnnviz_status cnnviz_render_explain(const char *path, const cnnviz_explain_figur
     char label[160];
     for (int i = 0; i < f->n; i++) {
         int y = MARGIN + HEADER_H + i * cell_h;
-        snprintf(label, sizeof label, "%.24s", f->names && f->names[i] ? f->names[i] : "input");
+        /* a long name keeps its end, where IDXFILE@K has its index */
+        const char *name = f->names && f->names[i] ? f->names[i] : "input";
+        size_t len = strlen(name);
+        snprintf(label, sizeof label, "%s%s", len > 24 ? "\xe2\x80\xa6" : "", len > 24 ? name + len - 23 : name);
         draw_panel(&cv, MARGIN, y, p, f, i, -1, rgb, label);
         for (int m = 0; m < f->nmethods; m++) {
             snprintf(label, sizeof label, "%s \xc2\xb7 %d \xc2\xb7 p %.3f", f->methods[m], f->cls[i], (double)f->prob[i]);

@@ -232,9 +232,9 @@ def scorecam(model, x, cls, o):
         # a constant map is skipped (float64 bilinear of a constant varies in its last bits)
         used = (hi - lo > 1e-12 * torch.maximum(hi.abs(), lo.abs()))[:, 0, 0]
         M = ((up[i] - lo) / torch.where(hi > lo, hi - lo, torch.ones_like(hi)))[used]
-        p = F.softmax(model.logits((x[i][None] * M[:, :, :, None]).contiguous()), dim=1)[:, cls[i]]
         s = torch.zeros(K)
-        s[used] = p
+        if used.any():
+            s[used] = F.softmax(model.logits((x[i][None] * M[:, :, :, None]).contiguous()), dim=1)[:, cls[i]]
         out[i] = F.relu((A[i] * s).sum(dim=2))
     return out
 
