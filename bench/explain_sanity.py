@@ -45,6 +45,7 @@ def randomised(path, layers, out, rng):
 def explain(cnnviz, model, images, classes, n, out):
     """maps of every method for images 0..n-1, each for its class"""
     maps = {k: [None] * n for k in METHODS}
+    os.makedirs(out, exist_ok=True)
     for c in sorted(set(classes)):
         idx = [i for i in range(n) if classes[i] == c]
         d = os.path.join(out, f"c{c}")
