@@ -16,6 +16,7 @@
 #include "cnnviz/io.h"
 #include "cnnviz/train.h"
 #include "model-impl.h"
+#include "train/train-impl.h"
 #include "bench.h"
 
 /* user + system CPU seconds of the whole process: less disturbed than wall

@@ -31,14 +31,7 @@ int main(int argc, char **argv) {
             rc = 1;
             continue;
         }
-        cnnviz_input_scale s = cnnviz_model_input_scale(model);
-        for (size_t j = 0; j < n_in; j++) {
-            float v = x[j] / 255.0f;
-            x[j] = s.kind == CNNVIZ_SCALE_RAW      ? x[j]
-                   : s.kind == CNNVIZ_SCALE_CENTER ? v - 0.5f
-                   : s.kind == CNNVIZ_SCALE_MEANSTD ? (v - s.mean) / s.std
-                                                   : v;
-        }
+        cnnviz_scale_values(x, x, n_in, cnnviz_model_input_scale(model));
         if (cnnviz_model_predict(model, x, 1, 1, y, &err) != CNNVIZ_OK) {
             fprintf(stderr, "classify: %s\n", err.msg);
             rc = 1;

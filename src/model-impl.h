@@ -163,6 +163,8 @@ typedef enum {
      * passes (cnnviz_conv_pool_forward/backward: the conv's output is never
      * stored); as CONV_RELU_POOL in passes that go layer by layer */
     CNNVIZ_STEP_CONV_POOL,
+    /* the last layer's one map per sample (cnnviz_workspace_options.one_map) */
+    CNNVIZ_STEP_ONE_MAP,
 } cnnviz_step_kind;
 
 typedef struct {
@@ -223,4 +225,10 @@ struct cnnviz_workspace {
     /* cnnviz_workspace_time_steps: the caller's array, and per thread
      * 2 * nsteps seconds of a depth-first pass */
     double *step_seconds, *thread_seconds;
+    /* CNNVIZ_STEP_ONE_MAP: the layer's geometry, its maps' weights
+     * gathered, and the latest forward's maps */
+    struct cnnviz_one_map *head;
+    float *kmap;
+    const int *maps;
+    int prepared; /* fixed_weights: the first forward has prepared */
 };

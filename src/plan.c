@@ -9,6 +9,7 @@
  * backward only walk the plan: whole batches step by step or, for batches
  * larger than CNNVIZ_DEPTH_BATCH on small models, micro-batch by
  * micro-batch through every step (depth-first). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -93,10 +94,11 @@ static void plan_depth(cnnviz_workspace *ws) {
     const cnnviz_model *m = ws->model;
     cnnviz_plan *pl = &ws->plan;
     int last = pl->opt.last, backward = pl->opt.input_grad || pl->opt.weight_grads;
-    pl->depth_forward = ws->depth_threads > 0;
+    /* one_map's passes are the ascent's few images at a time */
+    pl->depth_forward = ws->depth_threads > 0 && !pl->opt.one_map;
     for (int i = 0; i <= last && pl->opt.training; i++)
         if (m->layers[i]->type == CNNVIZ_LAYER_DROPOUT) pl->depth_forward = 0;
-    pl->depth_backward = backward && ws->depth_threads > 0 && !has_aux(ws, last) &&
+    pl->depth_backward = backward && pl->depth_forward && !has_aux(ws, last) &&
                          !(pl->opt.weight_grads && m->num_params && !ws->depth_slabs);
 }
 
@@ -115,8 +117,9 @@ static int plan_steps(cnnviz_workspace *ws) {
     const cnnviz_model *m = ws->model;
     cnnviz_plan *pl = &ws->plan;
     int last = pl->opt.last;
-    pl->steps = calloc((size_t)last + 1, sizeof *pl->steps);
-    pl->hints = calloc((size_t)last + 1, sizeof *pl->hints);
+    size_t n = last >= 0 ? (size_t)last + 1 : 1;
+    pl->steps = calloc(n, sizeof *pl->steps);
+    pl->hints = calloc(n, sizeof *pl->hints);
     if (!pl->steps || !pl->hints) return -1;
     for (int i = 0; i <= last; i++) pl->hints[i] = layer_hints(m, i, last, pl->opt.keep);
     /* d/d(output of grad_layer) is the gradient at the ReLU's output,
@@ -127,7 +130,9 @@ static int plan_steps(cnnviz_workspace *ws) {
         s->first = i;
         s->count = 1;
         s->kind = CNNVIZ_STEP_LAYER;
-        if (i == 0 && plan_conv_pool(ws))
+        if (i == last && pl->opt.one_map)
+            s->kind = CNNVIZ_STEP_ONE_MAP;
+        else if (i == 0 && plan_conv_pool(ws))
             s->kind = CNNVIZ_STEP_CONV_POOL, s->count = 2;
         else if (i < last && cnnviz_fused_relu_pool(m, i + 1))
             s->kind = CNNVIZ_STEP_CONV_RELU_POOL, s->count = 2;
@@ -137,6 +142,19 @@ static int plan_steps(cnnviz_workspace *ws) {
 }
 
 /* --- the workspace -------------------------------------------------------- */
+
+/* The one-map head of the last layer and its gathered weights. */
+static cnnviz_status plan_one_map(cnnviz_workspace *ws, cnnviz_error *err) {
+    const cnnviz_layer *l = ws->model->layers[ws->plan.opt.last];
+    ws->head = malloc(sizeof *ws->head);
+    if (!ws->head) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
+    if (cnnviz_one_map_init(ws->head, l))
+        return cnnviz_error_set(err, CNNVIZ_ERR_UNSUPPORTED, "", "layer '%s' (%s): cannot evaluate its maps one by one",
+                                l->name, l->class_name);
+    ws->kmap = malloc(ws->head->K * (size_t)ws->head->channels * sizeof *ws->kmap);
+    if (!ws->kmap) return cnnviz_error_set(err, CNNVIZ_ERR_NOMEM, "", "out of memory");
+    return CNNVIZ_OK;
+}
 
 static cnnviz_status check_options(const cnnviz_model *m, const cnnviz_workspace_options *o, cnnviz_error *err) {
     if (o->max_batch < 1)
@@ -149,6 +167,8 @@ static cnnviz_status check_options(const cnnviz_model *m, const cnnviz_workspace
         (o->grad_layer >= 0 && (!o->input_grad || o->weight_grads)))
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "",
                                 "grad_layer %d: an input gradient alone, from a layer below the last", o->grad_layer);
+    if (o->one_map && o->weight_grads)
+        return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "a one-map plan has no weight gradients");
     if (o->weight_grads && m->num_params && !m->grads)
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "",
                                 "weight gradients need the model's grads (cnnviz_model_alloc_grads)");
@@ -223,6 +243,10 @@ cnnviz_workspace *cnnviz_workspace_new(const cnnviz_model *m, const cnnviz_works
     if (alloc_layer_buffers(ws, &biggest) || alloc_depth_buffers(ws, biggest)) goto nomem;
     plan_depth(ws);
     if (plan_steps(ws)) goto nomem;
+    if (ws->plan.opt.one_map && plan_one_map(ws, err)) {
+        cnnviz_workspace_free(ws);
+        return NULL;
+    }
     if (ws->plan.steps[0].kind == CNNVIZ_STEP_CONV_POOL) {
         ws->codes_size = cnnviz_shape_size(&m->layers[1]->out_shape);
         ws->codes = malloc((size_t)ws->max_batch * ws->codes_size * sizeof *ws->codes);
@@ -253,6 +277,8 @@ void cnnviz_workspace_free(cnnviz_workspace *ws) {
     free(ws->plan.steps);
     free(ws->plan.hints);
     free(ws->thread_seconds);
+    free(ws->head);
+    free(ws->kmap);
     free(ws);
 }
 
@@ -306,12 +332,15 @@ static void forward_whole(cnnviz_workspace *ws, const float *input, int B) {
     for (int s = 0; s < ws->plan.nsteps; s++) {
         const cnnviz_step *st = &ws->plan.steps[s];
         double t0 = ws->step_seconds ? now() : 0;
-        for (int i = st->first; i < st->first + st->count; i++) {
-            const cnnviz_layer *l = m->layers[i];
-            cnnviz_pass p = forward_pass(ws, i, ws->aux[i], ws->scratch);
-            l->ops->forward(l, in, ws->out[i], B, &p);
-            in = ws->out[i];
-        }
+        if (st->kind == CNNVIZ_STEP_ONE_MAP)
+            cnnviz_one_map_forward(ws->head, ws->kmap, in, ws->maps, B, ws->out[st->first]);
+        else
+            for (int i = st->first; i < st->first + st->count; i++) {
+                const cnnviz_layer *l = m->layers[i];
+                cnnviz_pass p = forward_pass(ws, i, ws->aux[i], ws->scratch);
+                l->ops->forward(l, in, ws->out[i], B, &p);
+                in = ws->out[i];
+            }
         if (ws->step_seconds) ws->step_seconds[2 * s] += now() - t0;
     }
 }
@@ -423,24 +452,50 @@ static void forward_depth_first(cnnviz_workspace *ws, const float *input, int B)
     if (ws->step_seconds) add_thread_seconds(ws, threads, 0);
 }
 
-const float *cnnviz_forward(cnnviz_workspace *ws, const float *input, int B, cnnviz_error *err) {
+/* What layers derive from their weights (Winograd's transformed kernels,
+ * one map's gathered weights): before every forward, or the first only
+ * when the weights are fixed. */
+static void prepare_weights(cnnviz_workspace *ws) {
     const cnnviz_model *m = ws->model;
+    const cnnviz_plan *pl = &ws->plan;
+    if (pl->opt.fixed_weights && ws->prepared) return;
+    for (int i = 0; i <= pl->opt.last; i++)
+        if (ws->prep[i] && !(pl->opt.one_map && i == pl->opt.last))
+            m->layers[i]->ops->prepare(m->layers[i], ws->prep[i], pl->opt.training);
+    if (pl->opt.one_map) cnnviz_one_map_gather(ws->head, ws->kmap);
+    ws->prepared = 1;
+}
+
+static const float *forward(cnnviz_workspace *ws, const float *input, const int *maps, int B, cnnviz_error *err) {
     const cnnviz_plan *pl = &ws->plan;
     if (B < 1 || B > ws->max_batch) {
         cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "a batch of %d in a workspace for 1 to %d", B,
                          ws->max_batch);
         return NULL;
     }
+    if (!maps != !pl->opt.one_map) {
+        cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "%s", maps ? "the plan does not take maps (one_map)"
+                                                                : "a one-map plan's forward takes the maps");
+        return NULL;
+    }
     ws->input = input;
+    ws->maps = maps;
     ws->pass_batch = B;
-    /* what a layer derives from its weights (Winograd's transformed kernels) */
-    for (int i = 0; i <= pl->opt.last; i++)
-        if (ws->prep[i]) m->layers[i]->ops->prepare(m->layers[i], ws->prep[i], pl->opt.training);
+    prepare_weights(ws);
     if (pl->depth_forward && B > CNNVIZ_DEPTH_BATCH)
         forward_depth_first(ws, input, B);
     else
         forward_whole(ws, input, B);
     return ws->out[pl->opt.last];
+}
+
+const float *cnnviz_forward(cnnviz_workspace *ws, const float *input, int B, cnnviz_error *err) {
+    return forward(ws, input, NULL, B, err);
+}
+
+const float *cnnviz_forward_maps(cnnviz_workspace *ws, const float *input, const int *maps, int B,
+                                 cnnviz_error *err) {
+    return forward(ws, input, maps, B, err);
 }
 
 /* --- backward ------------------------------------------------------------- */
@@ -479,7 +534,10 @@ static void backward_whole(cnnviz_workspace *ws, int from_step, int from, const 
             /* layers with weights accept din == NULL and skip that work */
             float *din = i > bottom ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
             cnnviz_pass p = backward_pass(ws, i, from, ws->scratch, NULL);
-            l->ops->backward(l, i ? ws->out[i - 1] : ws->input, ws->out[i], d, din, B, &p);
+            if (st->kind == CNNVIZ_STEP_ONE_MAP)
+                cnnviz_one_map_backward(ws->head, ws->kmap, d, ws->maps, B, din);
+            else
+                l->ops->backward(l, i ? ws->out[i - 1] : ws->input, ws->out[i], d, din, B, &p);
             d = din;
         }
         if (ws->step_seconds) ws->step_seconds[2 * s + 1] += now() - t0;
@@ -615,5 +673,29 @@ cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n,
         memcpy(out + (size_t)i * out_size, y, (size_t)b * out_size * sizeof(float));
     }
     cnnviz_workspace_free(ws);
+    return CNNVIZ_OK;
+}
+
+int cnnviz_model_ends_in_softmax(const cnnviz_model *m) {
+    const cnnviz_layer *l = m->layers[m->nlayers - 1];
+    return (l->type == CNNVIZ_LAYER_DENSE || l->type == CNNVIZ_LAYER_ACTIVATION || l->type == CNNVIZ_LAYER_CONV2D) &&
+           l->activation == CNNVIZ_ACT_SOFTMAX;
+}
+
+void cnnviz_softmax(const float *logits, float *probs, int n) {
+    float mx = logits[0];
+    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += (probs[i] = expf(logits[i] - mx));
+    for (int i = 0; i < n; i++) probs[i] = (float)(probs[i] / sum);
+}
+
+cnnviz_status cnnviz_model_probabilities(const cnnviz_model *m, const float *x, int n, float *probs,
+                                         cnnviz_error *err) {
+    cnnviz_status st = cnnviz_model_predict(m, x, n, 256, probs, err);
+    if (st != CNNVIZ_OK || cnnviz_model_ends_in_softmax(m)) return st;
+    cnnviz_shape os = cnnviz_model_output_shape(m);
+    int k = (int)cnnviz_shape_size(&os);
+    for (int i = 0; i < n; i++) cnnviz_softmax(probs + (size_t)i * k, probs + (size_t)i * k, k);
     return CNNVIZ_OK;
 }

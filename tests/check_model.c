@@ -290,6 +290,50 @@ START_TEST(keep_all_and_keep_last_agree) {
 }
 END_TEST
 
+/* A one-map plan (gradient ascent's): conv2d_1's map maps[b] of image b
+ * before its ReLU, against the whole layer's output; the plan wants the
+ * maps, and only a Conv2D or Dense layer has maps to take one by one. */
+START_TEST(one_map_plan) {
+    cnnviz_model *m = seed_net();
+    cnnviz_rng rng;
+    cnnviz_rng_seed(&rng, 23, 0);
+    cnnviz_model_init_weights(m, &rng);
+    cnnviz_error err;
+    enum { B = 3 };
+    float *x = random_images(B, 7);
+    int maps[B] = {5, 0, 63};
+    cnnviz_workspace_options o = cnnviz_workspace_options_init(B);
+    o.last = 2, o.one_map = 1, o.input_grad = 1, o.fixed_weights = 1;
+    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
+    ck_assert_ptr_nonnull(ws);
+    ck_assert_int_eq(cnnviz_workspace_step(ws, cnnviz_workspace_num_steps(ws) - 1)->kind, CNNVIZ_STEP_ONE_MAP);
+    ck_assert_ptr_null(cnnviz_forward(ws, x, B, &err));
+    const float *z = cnnviz_forward_maps(ws, x, maps, B, &err);
+    ck_assert_ptr_nonnull(z);
+    cnnviz_workspace *whole = test_workspace(m, B, 0, 2, CNNVIZ_KEEP_LAST, 0, 0);
+    const float *y = cnnviz_forward(whole, x, B, &err);
+    int positive = 0;
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < 121; p++) {
+            float want = y[((size_t)b * 121 + p) * 64 + maps[b]], got = z[b * 121 + p] > 0 ? z[b * 121 + p] : 0;
+            positive += got > 0;
+            ck_assert_msg(fabsf(got - want) <= 1e-5f * fmaxf(1.0f, fabsf(want)), "image %d position %d: %g, not %g",
+                          b, p, got, want);
+        }
+    ck_assert_int_gt(positive, 0);
+    float dz[B * 121], dx[B * 784];
+    for (int k = 0; k < B * 121; k++) dz[k] = 1.0f / 121;
+    ck_assert_int_eq(cnnviz_backward(ws, dz, dx, &err), CNNVIZ_OK);
+    cnnviz_workspace_free(ws);
+    cnnviz_workspace_free(whole);
+    o.last = 1;
+    ck_assert_ptr_null(cnnviz_workspace_new(m, &o, &err));
+    ck_assert_str_eq(err.msg, "layer 'max_pooling2d' (MaxPooling2D): cannot evaluate its maps one by one");
+    free(x);
+    cnnviz_model_free(m);
+}
+END_TEST
+
 /* Forward, and backward with weight gradients, give the same bits with 1
  * and 2 threads (fixed chunking, fixed reduction orders): depth-first
  * (the seed net) and layer by layer (a Dropout in training rules out
@@ -580,6 +624,7 @@ static Suite *make_model_suite(int with_reference) {
     tcase_add_test(t, input_gradient_of_a_feature_map);
     tcase_add_test(t, training_pass_crops_pooled_conv);
     tcase_add_test(t, keep_all_and_keep_last_agree);
+    tcase_add_test(t, one_map_plan);
     tcase_add_test(t, dropout_after_inference_pass_is_identity);
     suite_add_tcase(s, t);
     if (with_reference) {

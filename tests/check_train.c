@@ -15,6 +15,7 @@
 #include "cnnviz/model.h"
 #include "cnnviz/train.h"
 #include "layers/layers.h"
+#include "train/train-impl.h"
 #include "testutil.h"
 
 /* --- helpers ---------------------------------------------------------------- */

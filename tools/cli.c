@@ -313,16 +313,7 @@ int cli_load_input(const cnnviz_model *m, const char *image, int preprocess, con
         }
         if (preprocess && !common->quiet && rep.summary[0]) fprintf(stderr, "%s: %s\n", image, rep.summary);
         /* scale 0..255 floats exactly as IDX pixels would be */
-        for (size_t i = 0; i < size; i++) {
-            float v = px[i];
-            switch (scale.kind) {
-            case CNNVIZ_SCALE_UNIT: v = v / 255.0f; break;
-            case CNNVIZ_SCALE_RAW: break;
-            case CNNVIZ_SCALE_CENTER: v = v / 255.0f - 0.5f; break;
-            case CNNVIZ_SCALE_MEANSTD: v = (v / 255.0f - scale.mean) / scale.std; break;
-            }
-            x[i] = v;
-        }
+        cnnviz_scale_values(px, x, size, scale);
         free(px);
     }
     if (common->transpose) cnnviz_transpose_image(x, h, w);

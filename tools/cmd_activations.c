@@ -85,21 +85,6 @@ static int shown_by_default(cnnviz_layer_type t) {
            t == CNNVIZ_LAYER_DENSE;
 }
 
-static int ends_in_softmax(const cnnviz_model *m) {
-    cnnviz_layer_info li;
-    cnnviz_model_layer_info(m, cnnviz_model_num_layers(m) - 1, &li);
-    return li.activation == CNNVIZ_ACT_SOFTMAX &&
-           (li.type == CNNVIZ_LAYER_DENSE || li.type == CNNVIZ_LAYER_ACTIVATION || li.type == CNNVIZ_LAYER_CONV2D);
-}
-
-static void softmax(const float *in, float *out, int n) {
-    float mx = in[0];
-    for (int i = 1; i < n; i++) mx = in[i] > mx ? in[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += (out[i] = expf(in[i] - mx));
-    for (int i = 0; i < n; i++) out[i] = (float)(out[i] / sum);
-}
-
 /* Resolve --layer arguments to indices in model order without repeats;
  * an unknown one is reported with the names that exist. */
 static int choose_layers(const cnnviz_model *m, const char *model_path, const activations_args *a, int *chosen,
@@ -265,9 +250,9 @@ int cmd_activations(int argc, char **argv) {
     if (probs_panel) {
         cnnviz_layer_info li;
         cnnviz_model_layer_info(m, last, &li);
-        int soft = ends_in_softmax(m);
+        int soft = cnnviz_model_ends_in_softmax(m);
         if (soft) memcpy(probs, y, (size_t)nout * sizeof *probs);
-        else softmax(y, probs, nout);
+        else cnnviz_softmax(y, probs, nout);
         cnnviz_panel *p = &panels[npanels++];
         p->name = li.name;
         p->class_name = li.class_name;

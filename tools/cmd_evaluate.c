@@ -145,7 +145,7 @@ int cmd_evaluate(int argc, char **argv) {
         for (int i = 0; i < n; i++) cnnviz_transpose_image(x + (size_t)i * in_size, im.rows, im.cols);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (infer_probabilities(m, x, n, probs, &err) != CNNVIZ_OK) {
+    if (cnnviz_model_probabilities(m, x, n, probs, &err) != CNNVIZ_OK) {
         cli_report(&err);
         goto done;
     }

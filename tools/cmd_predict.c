@@ -64,7 +64,7 @@ int cmd_predict(int argc, char **argv) {
         }
     cnnviz_error err;
     cnnviz_error_clear(&err);
-    if (infer_probabilities(m, x, nimg, probs, &err) != CNNVIZ_OK) {
+    if (cnnviz_model_probabilities(m, x, nimg, probs, &err) != CNNVIZ_OK) {
         rc = cli_report(&err);
         goto done;
     }

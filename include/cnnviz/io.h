@@ -27,6 +27,9 @@ void cnnviz_idx_images_free(cnnviz_idx_images *im);
 
 /* Scale n uint8 pixels into the model's input scale (meanstd with std 0 divides by 1). */
 void cnnviz_scale_pixels(const uint8_t *px, float *out, size_t n, cnnviz_input_scale s);
+/* The same for n pixel values already in floats, 0..255 (a loaded image);
+ * out may be px. */
+void cnnviz_scale_values(const float *px, float *out, size_t n, cnnviz_input_scale s);
 /* In place: the rows x cols image becomes its cols x rows transpose, x[c][r] = old x[r][c]
  * (models trained on transposed data); no allocation, any shape. */
 void cnnviz_transpose_image(float *x, int rows, int cols);

@@ -160,6 +160,13 @@ typedef struct {
      * writes d/d(its output) instead of d/d(input) (Grad-CAM); -1 (what
      * _init sets): d/d(input) */
     int grad_layer;
+    /* the last layer (a Conv2D or Dense) makes one map per sample, before
+     * its activation (cnnviz_forward_maps); no weight gradients */
+    int one_map;
+    /* the weights do not change while the workspace lives: what layers
+     * derive from them (Winograd's kernels, one_map's gathered weights) is
+     * made by the first forward only */
+    int fixed_weights;
 } cnnviz_workspace_options;
 cnnviz_workspace_options cnnviz_workspace_options_init(int max_batch);
 
@@ -176,6 +183,11 @@ void cnnviz_workspace_set_rng(cnnviz_workspace *ws, cnnviz_rng *rng);
 /* Run the plan's layers on B samples of input (B, input shape), 1 <= B <=
  * max_batch. Returns layer last's output, or NULL (and err) for a bad B. */
 const float *cnnviz_forward(cnnviz_workspace *ws, const float *input, int B, cnnviz_error *err);
+/* A one_map plan's forward: sample b's map maps[b] of the last layer at
+ * each of its P positions, before the activation: (B, P). maps stays the
+ * caller's until the backward; that backward takes dout (B, P). */
+const float *cnnviz_forward_maps(cnnviz_workspace *ws, const float *input, const int *maps, int B,
+                                 cnnviz_error *err);
 /* Output of layer i from the latest forward (B, output shape of i): NULL
  * (and err) when the plan does not keep it (cnnviz_workspace_options.keep)
  * or no forward has run. Nothing is computed here. */
@@ -193,6 +205,16 @@ void cnnviz_model_zero_grads(cnnviz_model *m);
  * (0 = 256), writing the last layer's outputs (n, output size) to out. */
 cnnviz_status cnnviz_model_predict(const cnnviz_model *m, const float *x, int n, int batch, float *out,
                                    cnnviz_error *err);
+
+/* Class probabilities for n samples: the model's output when its last
+ * layer is a softmax, else the softmax of that output. */
+cnnviz_status cnnviz_model_probabilities(const cnnviz_model *m, const float *x, int n, float *probs,
+                                         cnnviz_error *err);
+/* Whether the last layer (Dense, Conv2D or Activation) ends in a softmax. */
+int cnnviz_model_ends_in_softmax(const cnnviz_model *m);
+/* probs = softmax(logits) over n values: the max subtracted, the sum in
+ * double; probs may be logits. */
+void cnnviz_softmax(const float *logits, float *probs, int n);
 
 /* --- files ---------------------------------------------------------------- */
 /* How an untrusted model file is read: the budget every declared size is

@@ -103,22 +103,6 @@ cnnviz_status cnnviz_oip_run(const cnnviz_model *m, const cnnviz_oip_options *o,
                              cnnviz_oip_result *r, cnnviz_error *err);
 void cnnviz_oip_result_free(cnnviz_oip_result *r);
 
-/* --- the objective on its own (tests, benchmarks) ---------------------------- */
-typedef struct cnnviz_oip_objective cnnviz_oip_objective;
-
-/* For o->layer, o->neuron_*, o->leak; up to max_batch images per call. */
-cnnviz_oip_objective *cnnviz_oip_objective_new(const cnnviz_model *m, const cnnviz_oip_options *o,
-                                               int max_batch, cnnviz_error *err);
-void cnnviz_oip_objective_free(cnnviz_oip_objective *ob);
-
-/* For B images x (B, input shape), image b about map maps[b]: value[b] is
- * the objective (the map's mean after its activation, a neuron, or for a
- * softmax layer the logit); surrogate[b] is the function grad differentiates
- * (value plus the leak term, see cnnviz_oip_options.leak; may be NULL);
- * grad (B, input shape) = d surrogate / d x, or NULL for values only. */
-void cnnviz_oip_objective_eval(cnnviz_oip_objective *ob, const float *x, const int *maps, int B, float *value,
-                               float *surrogate, float *grad);
-
 #ifdef __cplusplus
 }
 #endif

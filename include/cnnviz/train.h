@@ -48,17 +48,6 @@ double cnnviz_softmax_xent(const float *probs, const uint8_t *labels, int B, int
 /* Can cnnviz train m? The output must be one softmax vector: a Dense with
  * softmax activation, or an Activation/Softmax layer. */
 cnnviz_status cnnviz_check_trainable(const cnnviz_model *m, cnnviz_error *err);
-/* Floats of scratch cnnviz_loss_backward needs for batches up to max_batch. */
-size_t cnnviz_loss_scratch_floats(const cnnviz_model *m, int max_batch);
-/* After cnnviz_forward(ws, x, B) on a workspace made for training with
- * weight gradients (cnnviz_workspace_options): returns
- * the summed clipped cross-entropy of the B samples (and their hits in
- * *correct), and back-propagates the batch MEAN loss through the whole model,
- * accumulating into the model's grads. The softmax's Jacobian is never
- * applied: the output layer's backward starts from (p - onehot)/B. */
-double cnnviz_loss_backward(cnnviz_model *m, cnnviz_workspace *ws, const uint8_t *labels, int B, float *scratch,
-                            int *correct);
-
 /* --- regularizers ---------------------------------------------------------- */
 /* Sum over every weight tensor with l1/l2 of l1*sum|w| + l2*sum(w^2), the
  * term Keras adds to the loss (keras/src/regularizers/regularizers.py). */

@@ -37,20 +37,26 @@
 #include "cnnviz/io.h"
 #include "io-impl.h"
 
-void cnnviz_scale_pixels(const uint8_t *px, float *out, size_t n, cnnviz_input_scale s) {
-    /* The same float expressions the command line applies to preprocessed
-     * images, so an IDX image and the same pixels from a PNG scale alike. */
-    float std = s.std != 0.0f ? s.std : 1.0f;
-    for (size_t i = 0; i < n; i++) {
-        float v = (float)px[i];
-        switch (s.kind) {
-        case CNNVIZ_SCALE_UNIT: v = v / 255.0f; break;
-        case CNNVIZ_SCALE_RAW: break;
-        case CNNVIZ_SCALE_CENTER: v = v / 255.0f - 0.5f; break;
-        case CNNVIZ_SCALE_MEANSTD: v = (v / 255.0f - s.mean) / std; break;
-        }
-        out[i] = v;
+/* The input-scaling formula, the one place it is written: IDX pixels and
+ * the same pixels from a PNG scale alike. */
+static inline float scale_value(float v, cnnviz_input_scale s, float std) {
+    switch (s.kind) {
+    case CNNVIZ_SCALE_UNIT: return v / 255.0f;
+    case CNNVIZ_SCALE_RAW: return v;
+    case CNNVIZ_SCALE_CENTER: return v / 255.0f - 0.5f;
+    case CNNVIZ_SCALE_MEANSTD: return (v / 255.0f - s.mean) / std;
     }
+    return v;
+}
+
+void cnnviz_scale_pixels(const uint8_t *px, float *out, size_t n, cnnviz_input_scale s) {
+    float std = s.std != 0.0f ? s.std : 1.0f;
+    for (size_t i = 0; i < n; i++) out[i] = scale_value((float)px[i], s, std);
+}
+
+void cnnviz_scale_values(const float *px, float *out, size_t n, cnnviz_input_scale s) {
+    float std = s.std != 0.0f ? s.std : 1.0f;
+    for (size_t i = 0; i < n; i++) out[i] = scale_value(px[i], s, std);
 }
 
 void cnnviz_transpose_image(float *x, int rows, int cols) {

@@ -393,6 +393,12 @@ int cnnviz_conv_pool_fusable(const cnnviz_layer *l, const cnnviz_layer *pool) {
            pool->out_shape.dim[1] == c->OW / 2;
 }
 
+void cnnviz_conv2d_window(const cnnviz_layer *l, int *kh, int *kw, int *sh, int *sw, int *pad_top,
+                          int *pad_left) {
+    const conv2d_layer *c = (const conv2d_layer *)l;
+    *kh = c->kh, *kw = c->kw, *sh = c->sh, *sw = c->sw, *pad_top = c->pad_top, *pad_left = c->pad_left;
+}
+
 void cnnviz_conv_pool_forward(const cnnviz_layer *l, const float *in, float *pooled, int *codes, int nb) {
     if (conv_pool_width() == 16)
         conv_pool_forward_v16((const conv2d_layer *)l, in, pooled, codes, nb);

@@ -189,3 +189,36 @@ void cnnviz_pool_input_read(const cnnviz_layer *pool, int *rows, int *cols);
 void cnnviz_conv_pool_forward(const cnnviz_layer *conv, const float *in, float *pooled, int *codes, int nb);
 void cnnviz_conv_pool_backward(const cnnviz_layer *conv, const float *in, const float *pooled,
                                const int *codes, const float *dpooled, int nb, float *gw, float *gb);
+
+/* A Conv2D's window: kernel, strides and the padding before the first row
+ * and column, as the layer was made. */
+void cnnviz_conv2d_window(const cnnviz_layer *conv, int *kh, int *kw, int *sh, int *sw, int *pad_top,
+                          int *pad_left);
+
+/* One map of a Conv2D or Dense layer per sample, before its activation:
+ * what gradient ascent asks of the layer it ascends (one_map.c). Sample b
+ * takes map maps[b]; computing only that one saves the other maps' work
+ * (63 of every 64 on the seed net's second conv layer), forward and
+ * backward. A Dense layer is a 1x1 conv over its rows. */
+typedef struct cnnviz_one_map {
+    int H, W, C, OH, OW, kh, kw, sh, sw, pad_top, pad_left;
+    int channels;  /* maps */
+    int positions; /* OH * OW */
+    size_t K;      /* weights of one map */
+    size_t in_size;
+    /* cnnviz_one_map_forward_vec's lanes, 16 (AVX-512) or 8 (AVX2), when
+     * every window is inside and rows are 16k floats; 0: the plain loop */
+    int vector;
+    const cnnviz_param *kernel; /* HWIO, or (in, units) */
+    const float *bias;          /* (channels) or NULL */
+} cnnviz_one_map;
+/* 0, or -1 when l is neither a Conv2D nor a Dense layer */
+int cnnviz_one_map_init(cnnviz_one_map *h, const cnnviz_layer *l);
+/* (channels, K): each map's weights gathered, map m at m * K */
+void cnnviz_one_map_gather(const cnnviz_one_map *h, float *kmap);
+/* z (B, positions) from in (B, in_size) */
+void cnnviz_one_map_forward(const cnnviz_one_map *h, const float *kmap, const float *in, const int *maps, int B,
+                            float *z);
+/* din (B, in_size) = d/d(in) given dz (B, positions) */
+void cnnviz_one_map_backward(const cnnviz_one_map *h, const float *kmap, const float *dz, const int *maps, int B,
+                             float *din);

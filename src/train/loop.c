@@ -17,6 +17,7 @@
 #include "cnnviz/io.h"
 #include "cnnviz/train.h"
 #include "model-impl.h"
+#include "train/train-impl.h"
 
 /* Streams of the seeded generator: one for the epoch shuffles, one for
  * Dropout masks, so adding Dropout does not change the batch order. */

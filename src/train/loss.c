@@ -12,6 +12,7 @@
 
 #include "cnnviz/train.h"
 #include "layers/layers.h"
+#include "train/train-impl.h"
 
 double cnnviz_softmax_xent(const float *probs, const uint8_t *labels, int B, int C, float *dlogits,
                            int *correct) {
