@@ -10,7 +10,9 @@ cnnviz explains the first N test images (20), each for the class the
 trained model predicts (--class), on the trained and on every randomised
 copy. Printed: the mean Spearman rank correlation, over the images, of
 |map| with the trained model's |map| (1: the method does not see the
-randomisation; near 0: the map changed)."""
+randomisation; near 0: the map changed). Ties (a map's many exact zeros)
+share their mean rank, so maps that are zero where the image is zero
+(integrated gradients, occlusion) keep a high correlation from that alone."""
 import os
 import shutil
 import subprocess
@@ -59,8 +61,14 @@ def explain(cnnviz, model, images, classes, n, out):
 
 
 def ranks(v):
+    """ranks from 0, ties sharing their mean rank (a map's many zeros are one tie)"""
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
     r = np.empty(len(v))
-    r[np.argsort(v, kind="stable")] = np.arange(len(v))
+    start = 0
+    for end in np.append(np.nonzero(np.diff(sv))[0] + 1, len(v)):
+        r[order[start:end]] = (start + end - 1) / 2
+        start = end
     return r
 
 
