@@ -44,7 +44,7 @@ static double now(void) {
 }
 
 cnnviz_workspace_options cnnviz_workspace_options_init(int max_batch) {
-    cnnviz_workspace_options o = {.max_batch = max_batch, .last = -1, .keep = CNNVIZ_KEEP_ALL};
+    cnnviz_workspace_options o = {.max_batch = max_batch, .last = -1, .keep = CNNVIZ_KEEP_ALL, .grad_layer = -1};
     return o;
 }
 
@@ -122,6 +122,9 @@ static int plan_steps(cnnviz_workspace *ws) {
     pl->hints = calloc(n, sizeof *pl->hints);
     if (!pl->steps || !pl->hints) return -1;
     for (int i = 0; i <= last; i++) pl->hints[i] = layer_hints(m, i, last, pl->opt.keep);
+    /* d/d(output of grad_layer) is the gradient at the ReLU's output,
+     * before its backward: the pooling above must not do it */
+    if (pl->opt.grad_layer >= 0 && pl->opt.grad_layer < last) pl->hints[pl->opt.grad_layer + 1].relu_input = 0;
     for (int i = 0; i <= last;) {
         cnnviz_step *s = &pl->steps[pl->nsteps++];
         s->first = i;
@@ -160,6 +163,10 @@ static cnnviz_status check_options(const cnnviz_model *m, const cnnviz_workspace
     if (o->last < -1 || o->last >= m->nlayers)
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "layer %d is not in the model (0..%d)", o->last,
                                 m->nlayers - 1);
+    if (o->grad_layer < -1 || o->grad_layer >= (o->last < 0 ? m->nlayers - 1 : o->last) ||
+        (o->grad_layer >= 0 && (!o->input_grad || o->weight_grads)))
+        return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "",
+                                "grad_layer %d: an input gradient alone, from a layer below the last", o->grad_layer);
     if (o->one_map && o->weight_grads)
         return cnnviz_error_set(err, CNNVIZ_ERR_INVALID, "", "a one-map plan has no weight gradients");
     if (o->weight_grads && m->num_params && !m->grads)
@@ -516,16 +523,16 @@ static int skips_first_layer(const cnnviz_workspace *ws, const float *dinput) {
 
 static void backward_whole(cnnviz_workspace *ws, int from_step, int from, const float *dout, float *dinput) {
     const cnnviz_model *m = ws->model;
-    int B = ws->pass_batch;
+    int B = ws->pass_batch, bottom = ws->plan.opt.grad_layer + 1;
     const float *d = dout;
-    for (int s = from_step; s >= 0; s--) {
+    for (int s = from_step; s >= 0 && ws->plan.steps[s].first + ws->plan.steps[s].count > bottom; s--) {
         const cnnviz_step *st = &ws->plan.steps[s];
         double t0 = ws->step_seconds ? now() : 0;
         for (int i = st->first + st->count - 1; i >= st->first; i--) {
-            if (i == 0 && skips_first_layer(ws, dinput)) break;
+            if (i < bottom || (i == 0 && skips_first_layer(ws, dinput))) break;
             const cnnviz_layer *l = m->layers[i];
             /* layers with weights accept din == NULL and skip that work */
-            float *din = i > 0 ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
+            float *din = i > bottom ? (d == ws->grad_a ? ws->grad_b : ws->grad_a) : dinput;
             cnnviz_pass p = backward_pass(ws, i, from, ws->scratch, NULL);
             if (st->kind == CNNVIZ_STEP_ONE_MAP)
                 cnnviz_one_map_backward(ws->head, ws->kmap, d, ws->maps, B, din);
@@ -541,12 +548,13 @@ static void backward_whole(cnnviz_workspace *ws, int from_step, int from, const 
 static void backward_micro_batch(cnnviz_workspace *ws, int from_step, int from, const float *dout, float *dinput,
                                  int j, int nb, float *slab, double *clock) {
     const cnnviz_model *m = ws->model;
-    int b0 = j * CNNVIZ_DEPTH_BATCH;
+    int b0 = j * CNNVIZ_DEPTH_BATCH, bottom = ws->plan.opt.grad_layer + 1;
     size_t in_size = cnnviz_shape_size(&m->input_shape);
+    size_t din_size = bottom ? cnnviz_shape_size(&m->layers[bottom - 1]->out_shape) : in_size;
     float *scratch, *ga, *gb;
     depth_thread_buffers(ws, &scratch, &ga, &gb);
     const float *d = dout + (size_t)b0 * cnnviz_shape_size(&m->layers[from]->out_shape);
-    for (int s = from_step; s >= 0; s--) {
+    for (int s = from_step; s >= 0 && ws->plan.steps[s].first + ws->plan.steps[s].count > bottom; s--) {
         const cnnviz_step *st = &ws->plan.steps[s];
         double t0 = clock ? now() : 0;
         if (st->kind == CNNVIZ_STEP_CONV_POOL) {
@@ -558,9 +566,9 @@ static void backward_micro_batch(cnnviz_workspace *ws, int from_step, int from, 
                                       conv->nparam > 1 ? cnnviz_param_grad(&conv->param[1], &p) : NULL);
         } else {
             for (int i = st->first + st->count - 1; i >= st->first; i--) {
-                if (i == 0 && skips_first_layer(ws, dinput)) break;
+                if (i < bottom || (i == 0 && skips_first_layer(ws, dinput))) break;
                 const cnnviz_layer *l = m->layers[i];
-                float *din = i > 0 ? (d == ga ? gb : ga) : dinput ? dinput + (size_t)b0 * in_size : NULL;
+                float *din = i > bottom ? (d == ga ? gb : ga) : dinput ? dinput + (size_t)b0 * din_size : NULL;
                 const float *in = i ? ws->out[i - 1] + (size_t)b0 * cnnviz_shape_size(&m->layers[i - 1]->out_shape)
                                     : ws->input + (size_t)b0 * in_size;
                 const float *out = ws->out[i] + (size_t)b0 * cnnviz_shape_size(&l->out_shape);

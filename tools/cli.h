@@ -183,6 +183,7 @@ const char *cli_command_line(void);
     X(activations, "per-layer outputs for an image, as a figure and as data")                          \
     X(checksum, "SHA-256 of an image's decoded pixels")                                                \
     X(evaluate, "accuracy and loss on a labelled IDX set")                                             \
+    X(explain, "attribution maps: which pixels made the model choose a class")                        \
     X(filters, "optimal input patterns of a layer's maps by gradient ascent")                          \
     X(kernels, "a layer's kernel weights as a grid")                                                   \
     X(plot, "plot the training history stored in a model")                                             \

@@ -161,6 +161,10 @@ typedef struct {
     cnnviz_keep keep;  /* which outputs a caller can read (cnnviz_layer_output) */
     int input_grad;    /* backward writes d/d(input) */
     int weight_grads;  /* backward adds d/d(weights) to the model's grads (cnnviz_model_alloc_grads first) */
+    /* with input_grad: >= 0, the backward stops above this layer and
+     * writes d/d(its output) instead of d/d(input) (Grad-CAM); -1 (what
+     * _init sets): d/d(input) */
+    int grad_layer;
     /* the last layer (a Conv2D or Dense) makes one map per sample, before
      * its activation (cnnviz_forward_maps); no weight gradients */
     int one_map;

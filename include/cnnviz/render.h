@@ -160,6 +160,27 @@ typedef struct {
 cnnviz_status cnnviz_render_patterns(const char *path, const cnnviz_pattern_set *p, const cnnviz_render_options *opt,
                                      cnnviz_error *err);
 
+/* --- explanations ------------------------------------------------------------ */
+/* A row per image: the input, then a panel per method with the map
+ * overlaid on the input and its colorbar, titled with the method, the
+ * class and its probability. Maps come at the input's resolution (the
+ * caller resizes them); a signed map is drawn on RdBu around 0, the others
+ * on magma from 0 to their largest value. */
+typedef struct {
+    int n, nmethods;
+    int h, w, c;                 /* the input */
+    const float *inputs;         /* (n, h, w, c) as the model saw them */
+    const char *const *names;    /* a label per image */
+    const int *cls;              /* (n) the class explained */
+    const float *prob;           /* (n) its probability */
+    const char *const *methods;  /* a name per method */
+    const float *const *maps;    /* per method (n, h, w) */
+    const int *signed_maps;      /* per method: 1 when its values have either sign */
+} cnnviz_explain_figure;
+
+cnnviz_status cnnviz_render_explain(const char *path, const cnnviz_explain_figure *f, const cnnviz_render_options *opt,
+                                    cnnviz_error *err);
+
 /* --- checksums ---------------------------------------------------------------- */
 /* SHA-256 of decoded pixels, the hash `cnnviz checksum` prints: the input is
  * width and height as 4-byte big-endian unsigned integers, then the w*h*4
