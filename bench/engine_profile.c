@@ -41,20 +41,6 @@ static cnnviz_model *seed_net(void) {
     return m;
 }
 
-/* The training workspace cnnviz_train makes (src/train/loop.c). */
-static cnnviz_workspace *training_workspace(const cnnviz_model *m, int batch) {
-    cnnviz_error err;
-    cnnviz_workspace_options o = cnnviz_workspace_options_init(batch);
-    o.training = o.weight_grads = 1;
-    o.keep = CNNVIZ_KEEP_LAST;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
-    if (!ws) {
-        fprintf(stderr, "bench_engine_profile: %s\n", err.msg);
-        exit(1);
-    }
-    return ws;
-}
-
 static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     cnnviz_error err;
     float *out = malloc((size_t)n * 10 * sizeof *out);
@@ -72,7 +58,7 @@ static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
     free(out);
 
     int B = 64, steps = 50;
-    cnnviz_workspace *ws = training_workspace(m, B);
+    cnnviz_workspace *ws = bench_training_workspace(m, B, "bench_engine_profile");
     float dout[64 * 10];
     for (int i = 0; i < B * 10; i++) dout[i] = 0.01f * (float)(i % 7) - 0.03f;
     best = best_cpu = 1e30;
@@ -95,7 +81,7 @@ static void throughput(cnnviz_model *m, const float *x, int n, int threads) {
 /* each step of the training plan, timed by the driver over 20 training
  * passes (forward, backward with weight gradients) */
 static void per_step(cnnviz_model *m, const float *x, int B, int threads) {
-    cnnviz_workspace *ws = training_workspace(m, B);
+    cnnviz_workspace *ws = bench_training_workspace(m, B, "bench_engine_profile");
     int nsteps = cnnviz_workspace_num_steps(ws), reps = 20;
     float *dout = malloc((size_t)B * 10 * sizeof *dout);
     double *sec = calloc(2 * (size_t)nsteps, sizeof *sec);

@@ -107,20 +107,6 @@ static void print_profile(const cnnviz_model *m, const cnnviz_workspace *ws, con
            100.0 * p->optimizer / p->total);
 }
 
-/* The training workspace cnnviz_train makes (src/train/loop.c). */
-static cnnviz_workspace *training_workspace(const cnnviz_model *m, int batch) {
-    cnnviz_error err;
-    cnnviz_workspace_options o = cnnviz_workspace_options_init(batch);
-    o.training = o.weight_grads = 1;
-    o.keep = CNNVIZ_KEEP_LAST;
-    cnnviz_workspace *ws = cnnviz_workspace_new(m, &o, &err);
-    if (!ws) {
-        fprintf(stderr, "bench_train: %s\n", err.msg);
-        exit(1);
-    }
-    return ws;
-}
-
 int main(int argc, char **argv) {
     int epochs = 1, threads = 2, batch = 64, limit = 0, do_profile = 0;
     const char *data = NULL, *arch = CNNVIZ_SEED_ARCH;
@@ -193,7 +179,7 @@ int main(int argc, char **argv) {
     if (do_profile) {
         profile p;
         memset(&p, 0, sizeof p);
-        cnnviz_workspace *ws = training_workspace(m, batch);
+        cnnviz_workspace *ws = bench_training_workspace(m, batch, "bench_train");
         p.step = calloc(2 * (size_t)cnnviz_workspace_num_steps(ws), sizeof *p.step);
         profiled_epoch(m, ws, &train, batch, &p);
         print_profile(m, ws, &p, train.count);
